@@ -1,0 +1,122 @@
+"""Request plumbing: request ids, size limits, security headers, clean 503s."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("vigil_request_id", default="-")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id()
+        return True
+
+
+def _json_error(code: str, message: str, status: int) -> JsonResponse:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "status": status,
+            "request_id": current_request_id(),
+        }
+    }
+    return JsonResponse(body, status=status)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps a well-formed one from the client) for logs and errors.
+
+    It also refuses bodies larger than the limits before anything reads them.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        token = _request_id.set(rid)
+        try:
+            response = self._too_large(request) or self.get_response(request)
+            response["X-Request-ID"] = rid
+            return response
+        finally:
+            _request_id.reset(token)
+
+    @staticmethod
+    def _too_large(request: HttpRequest) -> HttpResponse | None:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _json_error("bad_request", "Invalid Content-Length.", 400)
+        is_multipart = request.content_type == "multipart/form-data"
+        limit = (
+            settings.VIGIL_VIDEO_MAX_BYTES + 64 * 1024
+            if is_multipart
+            else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        )
+        if length > limit:
+            return _json_error(
+                "payload_too_large", f"The request body is larger than {limit} bytes.", 413
+            )
+        return None
+
+
+class SecurityHeadersMiddleware:
+    """Headers Django does not set by itself: a strict CSP and a restrictive permissions policy."""
+
+    CSP = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", self.CSP)
+        response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/api/"):
+            response.setdefault("Cache-Control", "no-store")
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that is down or restarting gives a clean 503 in the error shape, never a trace."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logging.getLogger("vigil.errors").warning(
+                "database unavailable: %s", exception.__class__.__name__
+            )
+            response = _json_error(
+                "service_unavailable", "The service is briefly unavailable. Please retry.", 503
+            )
+            response["Retry-After"] = "5"
+            return response
+        return None

@@ -1,0 +1,320 @@
+"""Vigil settings: every value comes from the environment through ``config.env``.
+
+Profiles (``VIGIL_ENV``):
+- ``local``: the embedded default for the run command: SQLite, kombu's filesystem broker, keys and
+  secret in ``var/`` (created by ``manage.py bootstrap_local``), nothing else to install.
+- ``test``: the test suite; PostgreSQL/Redis when ``DATABASE_URL``/``CELERY_BROKER_URL`` are set,
+  otherwise SQLite and the filesystem broker.
+- ``production``: refuses to start unless every secret and service URL is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import EnvError, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+PROFILE = env_str("VIGIL_ENV", "test" if "pytest" in sys.modules else "local") or "local"
+if PROFILE not in {"local", "test", "production"}:
+    raise ImproperlyConfigured("VIGIL_ENV must be one of local, test, production")
+IS_PRODUCTION = PROFILE == "production"
+IS_TEST = PROFILE == "test"
+
+VAR_DIR = Path(env_str("VIGIL_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
+
+# --- secrets and hosts ---------------------------------------------------------------------------
+_missing: list[str] = []
+
+
+def _required_in_production(name: str, fallback: str | None) -> str:
+    value = env_str(name)
+    if value is not None:
+        return value
+    if IS_PRODUCTION or fallback is None:
+        _missing.append(name)
+        return ""
+    return fallback
+
+
+def _local_secret_key() -> str | None:
+    path = VAR_DIR / "secret_key"
+    return path.read_text().strip() if path.exists() else None
+
+
+if IS_TEST:
+    _secret_fallback: str | None = "insecure-test-only-secret-key-" + "x" * 40
+else:
+    _secret_fallback = _local_secret_key() or "insecure-local-key-run-manage-py-bootstrap-local"
+SECRET_KEY = _required_in_production("DJANGO_SECRET_KEY", _secret_fallback)
+
+DEBUG = env_bool("DJANGO_DEBUG", False) and not IS_PRODUCTION
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+if IS_PRODUCTION and not env_list("DJANGO_ALLOWED_HOSTS"):
+    _missing.append("DJANGO_ALLOWED_HOSTS")
+
+# --- applications --------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "screening",
+    "privacy",
+    "risk",
+    "clinician_portal",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "screening.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ------------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if IS_PRODUCTION and not DATABASE_URL:
+    _missing.append("DATABASE_URL")
+if DATABASE_URL:
+    _db: dict[str, Any] = dict(
+        dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60) or 0)
+    )
+    _db["CONN_HEALTH_CHECKS"] = True
+else:
+    _db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "vigil.sqlite3"),
+        # WAL lets the web server and the worker read while the other writes.
+        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+    }
+    # The test database is a file, not memory, so that a real worker process can open it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-vigil.sqlite3")}
+DATABASES = {"default": _db}
+
+# --- cache (rate limits, key cache invalidation) --------------------------------------------------
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "vigil",
+        }
+    }
+elif IS_TEST:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# --- auth ----------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if IS_TEST:
+    # Hashing strength is irrelevant to what the tests check and would dominate their time.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- i18n / time ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- static --------------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if IS_PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+
+# --- uploads -------------------------------------------------------------------------------------
+VIGIL_VIDEO_MAX_BYTES = env_int("VIGIL_VIDEO_MAX_BYTES", 200 * 1024 * 1024) or 0
+VIGIL_VIDEO_MAX_SECONDS = env_int("VIGIL_VIDEO_MAX_SECONDS", 300) or 0
+VIGIL_DIARY_MAX_CHARS = env_int("VIGIL_DIARY_MAX_CHARS", 20_000) or 0
+# Uploaded bytes go straight to a private temporary directory, never to memory or the default tmp.
+FILE_UPLOAD_TEMP_DIR = env_str("VIGIL_UPLOAD_TMP_DIR", str(VAR_DIR / "upload-tmp"))
+# Django checks that this folder exists; it must be private to the service user.
+Path(str(FILE_UPLOAD_TEMP_DIR)).mkdir(parents=True, exist_ok=True, mode=0o700)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+FILE_UPLOAD_HANDLERS = ["screening.api.uploads.CappedTemporaryFileUploadHandler"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- Vigil: keys and encrypted storage -----------------------------------------------------------
+# Keyring: key-encryption keys (KEKs) that wrap each patient's data key.
+VIGIL_KEYRING = env_str("VIGIL_KEYRING")  # "kid:base64key,kid2:base64key"
+VIGIL_KEYRING_FILE = env_str(
+    "VIGIL_KEYRING_FILE", None if (IS_PRODUCTION or IS_TEST) else str(VAR_DIR / "keys.json")
+)
+VIGIL_ACTIVE_KEK_ID = env_str("VIGIL_ACTIVE_KEK_ID")
+if IS_PRODUCTION and not (VIGIL_KEYRING or VIGIL_KEYRING_FILE):
+    _missing.append("VIGIL_KEYRING or VIGIL_KEYRING_FILE")
+VIGIL_DEK_CACHE_SECONDS = env_int("VIGIL_DEK_CACHE_SECONDS", 30) or 0
+VIGIL_MEDIA_ROOT = Path(env_str("VIGIL_MEDIA_ROOT", str(VAR_DIR / "media")) or "")
+VIGIL_WORK_DIR = Path(env_str("VIGIL_WORK_DIR", str(VAR_DIR / "work")) or "")
+VIGIL_MEDIA_CHUNK_BYTES = 1024 * 1024
+
+# --- Vigil: API ----------------------------------------------------------------------------------
+VIGIL_TOKEN_TTL_HOURS = env_int("VIGIL_TOKEN_TTL_HOURS", 24 * 30) or 1
+VIGIL_CLIENT_CLOCK_SKEW_SECONDS = 600
+VIGIL_CLIENT_BACKDATE_DAYS = 30
+VIGIL_MEDIA_JOB_STUCK_SECONDS = env_int("VIGIL_MEDIA_JOB_STUCK_SECONDS", 30 * 60) or 60
+VIGIL_MEDIA_JOB_MAX_ATTEMPTS = env_int("VIGIL_MEDIA_JOB_MAX_ATTEMPTS", 3) or 1
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["privacy.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.vigil_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("VIGIL_RATE_USER", "600/min"),
+        "login": env_str("VIGIL_RATE_LOGIN", "10/min"),
+        "upload": env_str("VIGIL_RATE_UPLOAD", "30/hour"),
+    },
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vigil patient API",
+    "DESCRIPTION": "Diary, video, questionnaire, consent and help-button API for the Vigil app.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Celery --------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if IS_PRODUCTION and not CELERY_BROKER_URL:
+    _missing.append("CELERY_BROKER_URL")
+BROKER_DIR = VAR_DIR / "broker"
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Longer than the longest task (media: 15 min hard limit), so Redis does not redeliver a job
+    # that a live worker is still running.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- logging (IDs only: never patient text) ------------------------------------------------------
+LOG_LEVEL = env_str("VIGIL_LOG_LEVEL", "INFO") or "INFO"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+# --- security ------------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+if IS_PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("VIGIL_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("VIGIL_BEHIND_TLS_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if SECRET_KEY and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("insecure")):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random string of 50+ characters")
+
+if _missing:
+    raise ImproperlyConfigured(
+        f"Vigil ({PROFILE}) refuses to start: missing {', '.join(sorted(set(_missing)))}. "
+        "See .env.example."
+    )
+
+__all__ = ["EnvError"]

@@ -1,0 +1,117 @@
+"""Per-patient data keys: create, find, unwrap (with a short in-process cache).
+
+The only module that unwraps data keys. Encryption always asks the database for the patient's
+current key (inside the caller's transaction), so a key created in a transaction that later rolls
+back is never used for data that survives. Unwrapped keys are cached by key id for
+``VIGIL_DEK_CACHE_SECONDS``: after a key is destroyed, other processes may still hold it in memory
+for at most that long, and never on disk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from config.errors import KeyNotFound
+from privacy import crypto
+from privacy.keys import keyring
+from privacy.models import PatientKey
+
+_cache: dict[uuid.UUID, tuple[bytes, float]] = {}
+_lock = threading.Lock()
+
+
+def cache_clear() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _cache_get(dek_id: uuid.UUID) -> bytes | None:
+    with _lock:
+        hit = _cache.get(dek_id)
+        if hit is None:
+            return None
+        if hit[1] < time.monotonic():
+            _cache.pop(dek_id, None)
+            return None
+        return hit[0]
+
+
+def _cache_put(dek_id: uuid.UUID, dek: bytes) -> None:
+    ttl = settings.VIGIL_DEK_CACHE_SECONDS
+    if ttl <= 0:
+        return
+    with _lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[dek_id] = (dek, time.monotonic() + ttl)
+
+
+def cache_forget(dek_id: uuid.UUID) -> None:
+    with _lock:
+        _cache.pop(dek_id, None)
+
+
+def _unwrap(row: PatientKey) -> bytes:
+    if row.destroyed_at is not None or row.wrapped_key is None:
+        raise KeyNotFound("This patient's data key was destroyed (erased patient).")
+    dek = crypto.unwrap_data_key(
+        keyring(),
+        bytes(row.wrapped_key),
+        dek_id=row.id,
+        owner_id=row.patient_id,
+        kek_id=row.kek_id,
+    )
+    _cache_put(row.id, dek)
+    return dek
+
+
+def patient_key_create(*, patient_id: uuid.UUID) -> PatientKey:
+    """Create and store a new wrapped data key for a patient (the caller retires any old one)."""
+    ring = keyring()
+    dek_id = uuid.uuid4()
+    kek_id, wrapped = crypto.wrap_data_key(
+        ring, crypto.new_key(), dek_id=dek_id, owner_id=patient_id
+    )
+    return PatientKey.objects.create(
+        id=dek_id, patient_id=patient_id, kek_id=kek_id, wrapped_key=wrapped
+    )
+
+
+def data_key_for_encrypt(*, patient_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:
+    """The patient's current data key, created on first use."""
+    row = (
+        PatientKey.objects.filter(
+            patient_id=patient_id, retired_at__isnull=True, destroyed_at__isnull=True
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if row is None:
+        if PatientKey.objects.filter(patient_id=patient_id, destroyed_at__isnull=False).exists():
+            raise KeyNotFound("This patient was erased: nothing new can be stored for them.")
+        try:
+            with transaction.atomic():
+                row = patient_key_create(patient_id=patient_id)
+        except IntegrityError:  # another request created it first
+            row = PatientKey.objects.get(
+                patient_id=patient_id, retired_at__isnull=True, destroyed_at__isnull=True
+            )
+    cached = _cache_get(row.id)
+    return row.id, cached if cached is not None else _unwrap(row)
+
+
+def data_key_for_decrypt(*, dek_id: uuid.UUID, patient_id: uuid.UUID) -> bytes:
+    cached = _cache_get(dek_id)
+    if cached is not None:
+        return cached
+    row = PatientKey.objects.filter(id=dek_id).first()
+    if row is None:
+        raise KeyNotFound("The data key for this record does not exist.")
+    if row.patient_id != patient_id:
+        raise KeyNotFound("The data key for this record belongs to another patient.")
+    return _unwrap(row)

@@ -1,0 +1,102 @@
+"""The help button. Recorded synchronously, answered with crisis resources, never refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from privacy.audit import Actor, access_record
+from risk.intake import help_request_received
+from screening.choices import EmergencyStatus
+from screening.crisis import crisis_resources_for
+from screening.models import Emergency, HelpRequest, Patient
+
+
+def help_request_create(
+    *,
+    actor: Actor,
+    patient: Patient,
+    idempotency_key: uuid.UUID | None = None,
+    client_timestamp: dt.datetime | None = None,
+) -> tuple[HelpRequest, dict[str, Any]]:
+    """Record a press and collapse it into the patient's one open emergency.
+
+    A retried request (same idempotency key) returns the first press. Presses without a key are
+    all recorded: a frightened patient pressing five times is five presses, one emergency.
+    """
+    resources = crisis_resources_for(
+        locale=patient.locale, clinic_overrides=patient.organisation.crisis_resources
+    )
+    if idempotency_key is not None:
+        existing = HelpRequest.objects.filter(
+            patient=patient, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing, resources
+    try:
+        with transaction.atomic():
+            press = _record_press(
+                actor=actor,
+                patient=patient,
+                idempotency_key=idempotency_key,
+                client_timestamp=client_timestamp,
+            )
+    except IntegrityError:
+        # A concurrent retry with the same key won the race; or two first presses raced to
+        # open the emergency: the retry below attaches to the one that exists.
+        existing = (
+            HelpRequest.objects.filter(patient=patient, idempotency_key=idempotency_key).first()
+            if idempotency_key is not None
+            else None
+        )
+        if existing is not None:
+            return existing, resources
+        with transaction.atomic():
+            press = _record_press(
+                actor=actor,
+                patient=patient,
+                idempotency_key=idempotency_key,
+                client_timestamp=client_timestamp,
+            )
+    return press, resources
+
+
+def _record_press(
+    *,
+    actor: Actor,
+    patient: Patient,
+    idempotency_key: uuid.UUID | None,
+    client_timestamp: dt.datetime | None,
+) -> HelpRequest:
+    now = timezone.now()
+    # Serialise presses of one patient (PostgreSQL row lock; SQLite serialises writers anyway).
+    Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    emergency = Emergency.objects.filter(patient=patient, status=EmergencyStatus.OPEN).first()
+    new_emergency = emergency is None
+    if emergency is None:
+        emergency = Emergency.objects.create(patient=patient, last_press_at=now)
+    else:
+        Emergency.objects.filter(pk=emergency.pk).update(
+            press_count=F("press_count") + 1, last_press_at=now
+        )
+    press = HelpRequest.objects.create(
+        patient=patient,
+        emergency=emergency,
+        idempotency_key=idempotency_key,
+        client_timestamp=client_timestamp,
+        locale=patient.locale,
+    )
+    access_record(
+        actor=actor,
+        action="help.create",
+        patient_id=patient.pk,
+        resource_type="HelpRequest",
+        resource_id=press.pk,
+    )
+    help_request_received(help_request=press, new_emergency=new_emergency)
+    return press

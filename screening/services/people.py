@@ -1,0 +1,126 @@
+"""Creating clinics, clinicians, auditors and patients (admin, demo seed and tests use these)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+
+from privacy.choices import Role
+from privacy.datakeys import patient_key_create
+from screening.models import (
+    Auditor,
+    CareTeam,
+    Clinician,
+    EmergencyContact,
+    Organisation,
+    Patient,
+    User,
+)
+
+
+def user_create(
+    *,
+    username: str,
+    password: str | None,
+    role: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> User:
+    user = User(
+        username=username, role=role, email=email, first_name=first_name, last_name=last_name
+    )
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+@transaction.atomic
+def clinician_create(
+    *,
+    organisation: Organisation,
+    username: str,
+    password: str | None,
+    title: str = "",
+    care_teams: list[CareTeam] | None = None,
+    first_name: str = "",
+    last_name: str = "",
+) -> Clinician:
+    user = user_create(
+        username=username,
+        password=password,
+        role=Role.CLINICIAN,
+        first_name=first_name,
+        last_name=last_name,
+    )
+    clinician = Clinician.objects.create(user=user, organisation=organisation, title=title)
+    for team in care_teams or []:
+        team.members.add(clinician)
+    return clinician
+
+
+@transaction.atomic
+def auditor_create(*, organisation: Organisation, username: str, password: str | None) -> Auditor:
+    user = user_create(username=username, password=password, role=Role.AUDITOR)
+    return Auditor.objects.create(user=user, organisation=organisation)
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    organisation: Organisation,
+    treating_clinician: Clinician,
+    care_team: CareTeam,
+    username: str,
+    password: str | None,
+    display_name: str | None = None,
+    timezone: str = "UTC",
+    locale: str = "en-US",
+    birth_year: int | None = None,
+) -> Patient:
+    """A patient gets a login, a data key (before any encrypted field is written) and a record."""
+    if care_team.organisation_id != organisation.pk:
+        raise ValueError("care team belongs to another clinic")
+    if treating_clinician.organisation_id != organisation.pk:
+        raise ValueError("clinician belongs to another clinic")
+    user = user_create(username=username, password=password, role=Role.PATIENT)
+    patient_id = uuid.uuid4()
+    patient_key_create(patient_id=patient_id)
+    patient = Patient(
+        id=patient_id,
+        user=user,
+        organisation=organisation,
+        treating_clinician=treating_clinician,
+        care_team=care_team,
+        display_name=display_name,
+        timezone=timezone,
+        locale=locale,
+        birth_year=birth_year,
+    )
+    patient.full_clean(exclude=["user", "display_name"])
+    patient.save()
+    return patient
+
+
+def emergency_contact_set(
+    *,
+    patient: Patient,
+    name: str,
+    phone: str | None = None,
+    email: str | None = None,
+    relationship: str = "",
+) -> EmergencyContact:
+    contact = EmergencyContact.objects.filter(patient=patient).first() or EmergencyContact(
+        patient=patient
+    )
+    contact.name = name
+    contact.phone = phone
+    contact.email = email
+    contact.relationship = relationship
+    contact.save()
+    return contact

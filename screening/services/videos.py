@@ -1,0 +1,268 @@
+"""Video submissions: probe, store encrypted, enqueue after commit; process; reap stuck jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import DecryptionFailed, KeyNotFound, MediaRejected, PayloadTooLarge
+from privacy.audit import Actor, access_record
+from privacy.choices import ConsentScope
+from privacy.consent import consent_has, consent_require_any
+from privacy.storage import (
+    decrypted_tempfile,
+    encrypted_file_delete,
+    encrypted_file_write,
+    storage_name_for,
+)
+from screening.choices import VideoStage, VideoStatus
+from screening.ml.media.probe import MediaProbe, ProbeRejected, probe_media
+from screening.models import Patient, VideoSubmission
+from screening.services.common import check_client_timestamp, local_day, resolve_timezone
+
+logger = logging.getLogger("vigil.media")
+
+ANALYSIS_SCOPES = [
+    ConsentScope.VOICE_ANALYSIS,
+    ConsentScope.FACE_ANALYSIS,
+    ConsentScope.TEXT_ANALYSIS,
+]
+
+
+def video_enqueue(*, video_id: uuid.UUID) -> None:
+    from screening.tasks import video_process as task
+
+    task.apply_async(args=[str(video_id)], queue="media")
+    VideoSubmission.objects.filter(pk=video_id).update(enqueued_at=timezone.now())
+
+
+def video_submission_create(
+    *,
+    actor: Actor,
+    patient: Patient,
+    idempotency_key: uuid.UUID,
+    upload_path: Path,
+    client_timestamp: dt.datetime,
+    timezone_name: str | None = None,
+) -> tuple[VideoSubmission, bool]:
+    """Check the upload by probing it, store it encrypted, and enqueue analysis after commit.
+
+    Nothing is stored half-way: a failure after the encrypted file was written removes it.
+    """
+    existing = VideoSubmission.objects.filter(
+        patient=patient, idempotency_key=idempotency_key
+    ).first()
+    if existing is not None:
+        return existing, False
+    consent_require_any(patient=patient, scopes=list(ANALYSIS_SCOPES))
+    check_client_timestamp(client_timestamp)
+    tz_name = resolve_timezone(patient=patient, tz_name=timezone_name)
+    size = upload_path.stat().st_size
+    if size > settings.VIGIL_VIDEO_MAX_BYTES:
+        raise PayloadTooLarge(f"Videos are limited to {settings.VIGIL_VIDEO_MAX_BYTES} bytes.")
+    try:
+        probe = probe_media(upload_path, max_seconds=settings.VIGIL_VIDEO_MAX_SECONDS)
+    except ProbeRejected as exc:
+        raise MediaRejected(exc.reason, limit=exc.limit) from None
+
+    video_id = uuid.uuid4()
+    name = storage_name_for(patient_id=patient.pk, object_id=video_id)
+    encrypted_file_write(source=upload_path, name=name, patient_id=patient.pk, object_id=video_id)
+    try:
+        with transaction.atomic():
+            video = _video_row_create(
+                video_id=video_id,
+                name=name,
+                size=size,
+                probe=probe,
+                patient=patient,
+                idempotency_key=idempotency_key,
+                client_timestamp=client_timestamp,
+                tz_name=tz_name,
+            )
+            access_record(
+                actor=actor,
+                action="video.create",
+                patient_id=patient.pk,
+                resource_type="VideoSubmission",
+                resource_id=video.pk,
+            )
+            transaction.on_commit(lambda: video_enqueue(video_id=video_id), robust=True)
+    except IntegrityError:
+        encrypted_file_delete(name=name)
+        first = VideoSubmission.objects.filter(
+            patient=patient, idempotency_key=idempotency_key
+        ).first()
+        if first is None:
+            raise
+        return first, False
+    except BaseException:
+        encrypted_file_delete(name=name)
+        raise
+    return video, True
+
+
+def _video_row_create(
+    *,
+    video_id: uuid.UUID,
+    name: str,
+    size: int,
+    probe: MediaProbe,
+    patient: Patient,
+    idempotency_key: uuid.UUID,
+    client_timestamp: dt.datetime,
+    tz_name: str,
+) -> VideoSubmission:
+    return VideoSubmission.objects.create(
+        id=video_id,
+        patient=patient,
+        idempotency_key=idempotency_key,
+        client_timestamp=client_timestamp,
+        timezone=tz_name,
+        local_date=local_day(client_timestamp=client_timestamp, tz_name=tz_name),
+        storage_name=name,
+        size_bytes=size,
+        duration_seconds=probe.duration_seconds,
+        container=probe.container,
+        video_codec=probe.video_codec,
+        audio_codec=probe.audio_codec or "",
+        width=probe.width,
+        height=probe.height,
+    )
+
+
+def _claim(video_id: uuid.UUID) -> VideoSubmission | None:
+    """Take the job if it is waiting (or stuck past its limit). None: nothing to do."""
+    stuck_before = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS)
+    with transaction.atomic():
+        video = VideoSubmission.objects.select_for_update().filter(pk=video_id).first()
+        if video is None:
+            return None
+        claimable = video.status == VideoStatus.QUEUED or (
+            video.status == VideoStatus.PROCESSING
+            and video.processing_started_at is not None
+            and video.processing_started_at < stuck_before
+        )
+        if not claimable:
+            return None
+        if video.attempts >= settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS:
+            _fail(
+                video,
+                "too_many_attempts",
+                "We could not process this video. Please record it again.",
+            )
+            return None
+        video.status = VideoStatus.PROCESSING
+        video.stage = VideoStage.VERIFYING
+        video.percent = 5
+        video.attempts += 1
+        video.processing_started_at = timezone.now()
+        video.save(
+            update_fields=[
+                "status",
+                "stage",
+                "percent",
+                "attempts",
+                "processing_started_at",
+                "updated_at",
+            ]
+        )
+        return video
+
+
+def _fail(video: VideoSubmission, reason: str, message: str) -> None:
+    video.status = VideoStatus.FAILED
+    video.failure_reason = reason
+    video.failure_message = message[:200]
+    video.finished_at = timezone.now()
+    video.save(
+        update_fields=["status", "failure_reason", "failure_message", "finished_at", "updated_at"]
+    )
+    logger.info("video %s failed: %s", video.pk, reason)
+
+
+def video_process(*, video_id: uuid.UUID) -> None:
+    """Run a video's processing stages. Idempotent: finished or running jobs are left alone.
+
+    Today's stages: consent re-check at processing time, decrypt to a private temporary file,
+    verify every chunk's authentication and re-probe the decrypted media. The analysis stages
+    (prosody, face, transcript) plug in after verification (the media issue).
+    """
+    video = _claim(video_id)
+    if video is None:
+        return
+    patient = video.patient
+    if not any(consent_has(patient=patient, scope=s) for s in ANALYSIS_SCOPES):
+        _fail(video, "consent_withdrawn", "Analysis was stopped because consent was withdrawn.")
+        return
+    access_record(
+        actor=Actor.system(),
+        action="video.decrypt",
+        patient_id=patient.pk,
+        resource_type="VideoSubmission",
+        resource_id=video.pk,
+    )
+    try:
+        with decrypted_tempfile(
+            name=video.storage_name, patient_id=patient.pk, object_id=video.pk
+        ) as path:
+            probe_media(path, max_seconds=settings.VIGIL_VIDEO_MAX_SECONDS)
+    except (DecryptionFailed, KeyNotFound):
+        _fail(
+            video,
+            "storage_unreadable",
+            "We could not read your stored video. Please record it again.",
+        )
+        return
+    except ProbeRejected as exc:
+        _fail(video, exc.reason, MediaRejected(exc.reason).message)
+        return
+    VideoSubmission.objects.filter(pk=video.pk).update(
+        status=VideoStatus.DONE,
+        stage=VideoStage.COMPLETE,
+        percent=100,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def media_jobs_reap() -> dict[str, int]:
+    """Find jobs that were never sent (broker down at upload) or got stuck, and send them again.
+
+    Jobs past their attempt limit fail with a reason. Safe to run on any number of beat ticks:
+    the processing claim makes a duplicate delivery a no-op.
+    """
+    now = timezone.now()
+    stuck_before = now - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS)
+    unsent_before = now - dt.timedelta(minutes=1)
+    candidates = VideoSubmission.objects.filter(
+        Q(status=VideoStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=unsent_before)
+        | Q(status=VideoStatus.QUEUED, enqueued_at__lt=stuck_before)
+        | Q(status=VideoStatus.PROCESSING, processing_started_at__lt=stuck_before)
+    ).values_list("pk", "attempts")[:500]
+    counts = {"requeued": 0, "failed": 0}
+    for pk, attempts in candidates:
+        if attempts >= settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS:
+            with transaction.atomic():
+                video = VideoSubmission.objects.select_for_update().get(pk=pk)
+                if video.status in (VideoStatus.QUEUED, VideoStatus.PROCESSING):
+                    _fail(
+                        video,
+                        "timed_out",
+                        "Processing took too long. Please record the video again.",
+                    )
+                    counts["failed"] += 1
+            continue
+        try:
+            video_enqueue(video_id=pk)
+            counts["requeued"] += 1
+        except Exception:  # broker still down: the next tick tries again
+            logger.warning("could not requeue video %s", pk)
+    return counts

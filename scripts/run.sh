@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install everything and start the whole service on the embedded default profile:
+# SQLite, kombu's filesystem broker, a Celery worker (queues default, media, gpu), the beat
+# scheduler and the web server on 127.0.0.1:${VIGIL_PORT:-8000}. Ctrl-C stops all of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/bootstrap.sh
+export VIGIL_ENV="${VIGIL_ENV:-local}"
+export PYTHONUNBUFFERED=1
+PORT="${VIGIL_PORT:-8000}"
+BASE="http://127.0.0.1:${PORT}"
+PY=.venv/bin/python
+LOGS=var/log
+mkdir -p "$LOGS"
+
+$PY manage.py bootstrap_local
+$PY manage.py migrate --noinput -v0
+$PY manage.py collectstatic --noinput -v0
+$PY manage.py seed_demo -v0
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping Vigil..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped."
+}
+trap stop INT TERM EXIT
+
+.venv/bin/celery -A config worker -Q default,media,gpu --concurrency 2 --loglevel INFO \
+  --hostname "vigil-local@%h" >"$LOGS/worker.log" 2>&1 &
+pids+=($!)
+.venv/bin/celery -A config beat --loglevel INFO \
+  --schedule var/celerybeat-schedule >"$LOGS/beat.log" 2>&1 &
+pids+=($!)
+.venv/bin/gunicorn config.wsgi:application --bind "127.0.0.1:${PORT}" --workers 2 \
+  --timeout 120 --access-logfile "$LOGS/web-access.log" --error-logfile "$LOGS/web.log" &
+pids+=($!)
+
+for _ in $(seq 1 60); do
+  if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+$PY manage.py seed_demo -v0 --summary "$BASE"
+echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/beat.log"
+
+# Stop everything if any one of the three exits.
+wait -n "${pids[@]}"
+echo "a Vigil process exited; see $LOGS/" >&2
+exit 1
