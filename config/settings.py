@@ -124,7 +124,7 @@ if DATABASE_URL:
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(VAR_DIR / "vigil.sqlite3"),
+        "NAME": env_str("VIGIL_SQLITE_PATH", str(VAR_DIR / "vigil.sqlite3")),
         # WAL lets the web server and the worker read while the other writes.
         "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
     }
@@ -209,8 +209,9 @@ VIGIL_ACTIVE_KEK_ID = env_str("VIGIL_ACTIVE_KEK_ID")
 if IS_PRODUCTION and not (VIGIL_KEYRING or VIGIL_KEYRING_FILE):
     _missing.append("VIGIL_KEYRING or VIGIL_KEYRING_FILE")
 VIGIL_DEK_CACHE_SECONDS = env_int("VIGIL_DEK_CACHE_SECONDS", 30) or 0
-VIGIL_MEDIA_ROOT = Path(env_str("VIGIL_MEDIA_ROOT", str(VAR_DIR / "media")) or "")
-VIGIL_WORK_DIR = Path(env_str("VIGIL_WORK_DIR", str(VAR_DIR / "work")) or "")
+_prefix = "test-" if IS_TEST else ""  # tests never share folders with a running local service
+VIGIL_MEDIA_ROOT = Path(env_str("VIGIL_MEDIA_ROOT", str(VAR_DIR / f"{_prefix}media")) or "")
+VIGIL_WORK_DIR = Path(env_str("VIGIL_WORK_DIR", str(VAR_DIR / f"{_prefix}work")) or "")
 VIGIL_MEDIA_CHUNK_BYTES = 1024 * 1024
 
 # --- Vigil: API ----------------------------------------------------------------------------------
@@ -253,9 +254,11 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 if IS_PRODUCTION and not CELERY_BROKER_URL:
     _missing.append("CELERY_BROKER_URL")
-BROKER_DIR = VAR_DIR / "broker"
+BROKER_DIR = VAR_DIR / f"{_prefix}broker"
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
+    for _sub in ("queue", "processed", "control"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
