@@ -6,9 +6,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -56,16 +58,19 @@ class PatientView(GenericAPIView):
         return dict(serializer.validated_data)
 
 
-class _InputList(PatientView):
+class _InputList(ListModelMixin, PatientView):
+    """A patient's own inputs of one kind, newest first, cursor-paged (stable under inserts)."""
+
     kind = ""
     pagination_class = NewestFirstPagination
 
-    def list_response(self) -> Response:
-        queryset = selectors.patient_inputs_list(
+    def get_queryset(self) -> QuerySet:
+        return selectors.patient_inputs_list(
             actor=self.actor, patient=self.patient, kind=self.kind
         )
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def list_response(self) -> Response:
+        return self.list(self.request)
 
 
 class _InputDetail(PatientView):
