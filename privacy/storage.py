@@ -30,6 +30,7 @@ from privacy import crypto
 from privacy.datakeys import data_key_for_decrypt, data_key_for_encrypt
 
 MAGIC = b"VGLVID1\n"
+_MAX_CHUNK_BYTES = 64 * 1024 * 1024  # sanity bound on a stored header's chunk size
 _HEADER = struct.Struct(">16sI")
 _LEN = struct.Struct(">I")
 
@@ -113,7 +114,10 @@ def _iter_plaintext(name: str, *, patient_id: uuid.UUID, object_id: uuid.UUID) -
         if magic != MAGIC:
             raise DecryptionFailed("Not a Vigil encrypted file.")
         raw = _read_exact(handle, _HEADER.size)
-        dek_bytes, _chunk_size = _HEADER.unpack(raw)
+        dek_bytes, chunk_size = _HEADER.unpack(raw)
+        if not 0 < chunk_size <= _MAX_CHUNK_BYTES:
+            raise DecryptionFailed("Stored file header is invalid.")
+        max_sealed = chunk_size + crypto.NONCE_BYTES + crypto.TAG_BYTES
         header = MAGIC + raw
         dek = data_key_for_decrypt(dek_id=uuid.UUID(bytes=dek_bytes), patient_id=patient_id)
         index = 0
@@ -124,6 +128,8 @@ def _iter_plaintext(name: str, *, patient_id: uuid.UUID, object_id: uuid.UUID) -
             if len(size_raw) != _LEN.size:
                 raise DecryptionFailed("Stored file is truncated.")
             (size,) = _LEN.unpack(size_raw)
+            if size > max_sealed:  # a damaged length must not make us allocate gigabytes
+                raise DecryptionFailed("Stored chunk is larger than the file's chunk size.")
             sealed = _read_exact(handle, size)
             at_end = handle.peek(1) == b""
             plaintext = crypto.unseal(dek, sealed, _chunk_aad(header, object_id, index, at_end))

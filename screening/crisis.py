@@ -76,18 +76,39 @@ def _region(locale: str) -> str:
     return parts[-1].upper() if len(parts) > 1 else ""
 
 
+def _clinic_entry(
+    clinic_overrides: Any, locale: str, region: str
+) -> tuple[list[Resource], str | None]:
+    """A clinic's entry for the locale (or region): either a list of resources, or
+    ``{"resources": [...], "emergency_number": "..."}``. Malformed entries are ignored, never
+    allowed to break the help button's answer.
+    """
+    if not isinstance(clinic_overrides, dict):
+        return [], None
+    entry = clinic_overrides.get(locale) or (clinic_overrides.get(region) if region else None)
+    if isinstance(entry, list):
+        resources, emergency = entry, None
+    elif isinstance(entry, dict):
+        resources, emergency = entry.get("resources", []), entry.get("emergency_number")
+    else:
+        return [], None
+    clean = [
+        {str(k): str(v) for k, v in r.items() if v is not None}
+        for r in (resources if isinstance(resources, list) else [])
+        if isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"]
+    ]
+    return clean, emergency if isinstance(emergency, str) and emergency else None
+
+
 def crisis_resources_for(
     *, locale: str, clinic_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Resources for a locale like ``en-US``: clinic overrides first, then the built-in table."""
     region = _region(locale)
     base = BUILT_IN.get(region, FALLBACK)
-    overrides = (clinic_overrides or {}).get(locale) or (clinic_overrides or {}).get(region)
-    resources = list(base["resources"])
-    emergency = base["emergency_number"]
-    if isinstance(overrides, dict):
-        resources = list(overrides.get("resources", [])) + resources
-        emergency = overrides.get("emergency_number", emergency)
+    clinic_resources, clinic_emergency = _clinic_entry(clinic_overrides, locale, region)
+    resources = clinic_resources + list(base["resources"])
+    emergency = clinic_emergency or base["emergency_number"]
     return {
         "locale": locale,
         "emergency_number": emergency,

@@ -101,3 +101,48 @@ def now_iso() -> str:
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+# --- shared helpers for the API tests ------------------------------------------------------------
+ERROR_KEYS = {"code", "message", "status", "request_id"}
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """Assert the one JSON error shape and return the inner ``error`` object."""
+    assert response.status_code == status, response.content[:500]
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) >= ERROR_KEYS, error
+    assert error["status"] == status
+    assert error["request_id"] == response["X-Request-ID"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    """Rate-limit counters live in the cache; no test inherits another's request history."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def throttle_rates(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set DRF throttle rates for one test: ``throttle_rates(user="2/min")``.
+
+    DRF reads the rates once, into a class attribute, so overriding settings is not enough.
+    """
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    def apply(**rates: str) -> None:
+        merged = {**api_settings.DEFAULT_THROTTLE_RATES, **rates}
+        monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", merged)
+
+    return apply

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
 from privacy.choices import ConsentScope
@@ -12,11 +13,24 @@ from screening.choices import Instrument
 from screening.models import DiaryEntry, QuestionnaireResponse, VideoSubmission
 
 
+class OffsetDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 timestamp that must carry its UTC offset: a naive one is refused, never read
+    as server time (that would file the input under the wrong day).
+    """
+
+    default_error_messages = {"naive": "Must include a UTC offset, e.g. +01:00 or Z."}
+
+    def enforce_timezone(self, value: Any) -> Any:
+        if dj_timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
 class TimestampedInput(serializers.Serializer):
     idempotency_key = serializers.UUIDField(
         help_text="A UUID the app generates once per submission; retries reuse it."
     )
-    client_timestamp = serializers.DateTimeField(
+    client_timestamp = OffsetDateTimeField(
         help_text="When the patient made the entry, with its UTC offset (ISO 8601)."
     )
     timezone = serializers.CharField(

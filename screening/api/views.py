@@ -65,9 +65,7 @@ class _InputList(ListModelMixin, PatientView):
     pagination_class = NewestFirstPagination
 
     def get_queryset(self) -> QuerySet:
-        return selectors.patient_inputs_list(
-            actor=self.actor, patient=self.patient, kind=self.kind
-        )
+        return selectors.patient_inputs_list(actor=self.actor, patient=self.patient, kind=self.kind)
 
     def list_response(self) -> Response:
         return self.list(self.request)

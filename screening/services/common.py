@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,9 +23,19 @@ def local_day(*, client_timestamp: dt.datetime, tz_name: str) -> dt.date:
     return client_timestamp.astimezone(zoneinfo.ZoneInfo(tz_name)).date()
 
 
+@functools.cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 def resolve_timezone(*, patient: Patient, tz_name: str | None) -> str:
+    """The IANA zone to file an input under. Only names the model's own validator accepts: the
+    zoneinfo loader also opens files such as ``posixrules`` or ``right/UTC`` that are not zones.
+    """
     name = tz_name or patient.timezone
     try:
+        if name not in _known_timezones():
+            raise zoneinfo.ZoneInfoNotFoundError(name)
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(fields={"timezone": [f"Unknown time zone: {name[:64]}"]}) from None

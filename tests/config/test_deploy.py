@@ -32,8 +32,12 @@ def _production_env(**overrides: str) -> dict[str, str]:
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,8 +48,14 @@ def test_check_deploy_is_clean_on_production_settings():
 
 
 @pytest.mark.parametrize(
-    "missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "VIGIL_KEYRING",
-                "DJANGO_ALLOWED_HOSTS"]
+    "missing",
+    [
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "VIGIL_KEYRING",
+        "DJANGO_ALLOWED_HOSTS",
+    ],
 )
 def test_production_refuses_to_start_without_a_secret(missing):
     env = _production_env()

@@ -14,17 +14,33 @@ def test_seed_demo_creates_the_demo_clinic_once_and_its_tokens_work(db, tmp_path
     credentials = tmp_path / "demo.json"
     call_command("seed_demo", "--credentials", str(credentials), stdout=io.StringIO())
     first = json.loads(credentials.read_text())
-    counts = (Organisation.objects.count(), Clinician.objects.count(), Auditor.objects.count(),
-              Patient.objects.count(), DiaryEntry.objects.count())
+    counts = (
+        Organisation.objects.count(),
+        Clinician.objects.count(),
+        Auditor.objects.count(),
+        Patient.objects.count(),
+        DiaryEntry.objects.count(),
+    )
     assert counts[:4] == (1, 2, 1, 3)
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
 
     out = io.StringIO()
-    call_command("seed_demo", "--credentials", str(credentials), "--summary",
-                 "http://127.0.0.1:8000", stdout=out)
+    call_command(
+        "seed_demo",
+        "--credentials",
+        str(credentials),
+        "--summary",
+        "http://127.0.0.1:8000",
+        stdout=out,
+    )
     again = json.loads(credentials.read_text())
-    assert (Organisation.objects.count(), Clinician.objects.count(), Auditor.objects.count(),
-            Patient.objects.count(), DiaryEntry.objects.count()) == counts
+    assert (
+        Organisation.objects.count(),
+        Clinician.objects.count(),
+        Auditor.objects.count(),
+        Patient.objects.count(),
+        DiaryEntry.objects.count(),
+    ) == counts
     assert again["tokens"] == first["tokens"], "a second run keeps working tokens"
     summary = out.getvalue()
     assert "curl" in summary and "/api/v1/diary-entries" in summary

@@ -36,9 +36,12 @@ class MediaProbe:
     audio_sample_rate: int | None
 
 
-def _looks_like_video_container(path: Path) -> bool:
+def _read_head(path: Path) -> bytes:
     with path.open("rb") as handle:
-        head = handle.read(16)
+        return handle.read(64)
+
+
+def _looks_like_video_container(head: bytes) -> bool:
     return any(head[off : off + len(magic)] == magic for off, magic in _MAGIC_OFFSETS)
 
 
@@ -48,7 +51,8 @@ def probe_media(path: Path, *, max_seconds: float) -> MediaProbe:
     """
     if path.stat().st_size == 0:
         raise ProbeRejected("empty")
-    known_magic = _looks_like_video_container(path)
+    head = _read_head(path)
+    known_magic = _looks_like_video_container(head)
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError:
@@ -56,12 +60,14 @@ def probe_media(path: Path, *, max_seconds: float) -> MediaProbe:
     except (OSError, ValueError, UnicodeDecodeError):
         raise ProbeRejected("not_a_video") from None
     try:
-        return _inspect(container, max_seconds=max_seconds)
+        return _inspect(container, max_seconds=max_seconds, head=head)
     finally:
         container.close()
 
 
-def _inspect(container: av.container.InputContainer, *, max_seconds: float) -> MediaProbe:
+def _inspect(
+    container: av.container.InputContainer, *, max_seconds: float, head: bytes
+) -> MediaProbe:
     names = set(container.format.name.split(","))
     if not names & ALLOWED_CONTAINERS:
         raise ProbeRejected("not_a_video")
@@ -82,11 +88,13 @@ def _inspect(container: av.container.InputContainer, *, max_seconds: float) -> M
         raise ProbeRejected("corrupt")
     if duration > max_seconds:
         raise ProbeRejected("too_long", limit=max_seconds)
-    audios = list(container.streams.audio)
+    # A damaged header can leave an audio stream with no decoder (codec_context None): ignore it
+    # like a missing track instead of failing on it.
+    audios = [a for a in container.streams.audio if a.codec_context is not None]
     audio = audios[0] if audios else None
     _decode_first_frame(container, video)
     return MediaProbe(
-        container=sorted(names & ALLOWED_CONTAINERS)[0],
+        container=_container_label(container, names, head),
         duration_seconds=round(duration, 3),
         video_codec=codec,
         width=width,
@@ -94,6 +102,25 @@ def _inspect(container: av.container.InputContainer, *, max_seconds: float) -> M
         audio_codec=audio.codec_context.name if audio is not None else None,
         audio_sample_rate=int(audio.codec_context.sample_rate or 0) if audio is not None else None,
     )
+
+
+def _container_label(container: av.container.InputContainer, names: set[str], head: bytes) -> str:
+    """The file's container. FFmpeg names a demuxer family ("mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm"), so the first name of the family would call every MP4 "3gp": tell the members
+    apart by the ISO BMFF major brand or the EBML doctype instead.
+    """
+    if "mp4" in names:
+        brand = str(container.metadata.get("major_brand", "")).strip()
+        if brand == "qt":
+            return "mov"
+        if brand.startswith("3g"):
+            return "3gp"
+        if brand.startswith("M4A"):
+            return "m4a"
+        return "mp4"
+    if "matroska" in names:
+        return "webm" if b"webm" in head else "matroska"
+    return sorted(names & ALLOWED_CONTAINERS)[0]
 
 
 def _duration_seconds(

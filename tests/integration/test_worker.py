@@ -1,0 +1,154 @@
+"""A real Celery worker process picks up an uploaded video from the real broker and finishes it.
+
+Runs on whatever the test process uses: SQLite + kombu's filesystem broker by default, PostgreSQL
+and Redis when ``DATABASE_URL`` / ``CELERY_BROKER_URL`` are set. The worker is told to use the
+test database and this test's media folders; the test keyring is deterministic, so the worker
+decrypts what this process wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from screening.models import VideoSubmission
+from tests.conftest import new_key, now_iso
+from tests.media import make_mp4
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_CMD = [
+    sys.executable,
+    "-m",
+    "celery",
+    "-A",
+    "config",
+    "worker",
+    "-Q",
+    "media,default,gpu",
+    "-P",
+    "solo",
+    "-c",
+    "1",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+    "-l",
+    "INFO",
+]
+DEADLINE_SECONDS = 60
+
+
+def _database_env() -> dict[str, str | None]:
+    """Point the worker at the test database (not the development one)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return {"VIGIL_SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": None}
+    if connection.vendor == "postgresql":
+        user = quote(str(db.get("USER") or ""), safe="")
+        password = quote(str(db.get("PASSWORD") or ""), safe="")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = quote(str(db.get("HOST") or "localhost"), safe="")
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return {"DATABASE_URL": f"postgres://{auth}{host}{port}/{quote(str(db['NAME']), safe='')}"}
+    pytest.skip(f"no worker database mapping for {connection.vendor}")
+    return {}
+
+
+def worker_env(settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    overrides: dict[str, str | None] = {
+        "VIGIL_ENV": "test",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PYTHONUNBUFFERED": "1",
+        # The same var/ folder means the same filesystem broker folders as this process.
+        "VIGIL_VAR_DIR": str(settings.VAR_DIR),
+        "VIGIL_MEDIA_ROOT": str(settings.VIGIL_MEDIA_ROOT),
+        "VIGIL_WORK_DIR": str(settings.VIGIL_WORK_DIR),
+        "CELERY_BROKER_URL": (
+            None if settings.CELERY_BROKER_URL == "filesystem://" else settings.CELERY_BROKER_URL
+        ),
+        **_database_env(),
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)  # warm shutdown
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_real_worker_processes_an_uploaded_video(
+    client_a: Any, world: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.VIGIL_MEDIA_ROOT = tmp_path / "media"
+    settings.VIGIL_WORK_DIR = tmp_path / "work"
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
+    video_file = make_mp4(tmp_path / "clip.mp4", seconds=1.0)
+    log_path = tmp_path / "worker.log"
+
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(  # started first: its start-up overlaps the upload
+            WORKER_CMD, cwd=ROOT, env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def worker_output() -> str:
+        return log_path.read_text(errors="replace")[-6000:]
+
+    try:
+        with video_file.open("rb") as handle:
+            response = client_a.post(
+                "/api/v1/videos",
+                {"file": handle, "idempotency_key": new_key(), "client_timestamp": now_iso()},
+                format="multipart",
+            )
+        assert response.status_code == 201, response.content
+        video_id = response.json()["id"]
+        # A transactional test really commits, so the on-commit hook really published the job.
+        assert VideoSubmission.objects.get(pk=video_id).enqueued_at is not None
+
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        status = "queued"
+        while time.monotonic() < deadline:
+            status = VideoSubmission.objects.values_list("status", flat=True).get(pk=video_id)
+            if status in ("done", "failed"):
+                break
+            assert worker.poll() is None, (
+                f"worker exited with {worker.returncode}:\n{worker_output()}"
+            )
+            time.sleep(0.2)
+
+        video = VideoSubmission.objects.get(pk=video_id)
+        assert video.status == "done", (
+            f"video ended {video.status!r} ({video.failure_reason!r}) after "
+            f"{DEADLINE_SECONDS}s; worker output:\n{worker_output()}"
+        )
+        assert (video.stage, video.percent, video.attempts) == ("complete", 100, 1)
+        assert client_a.get(f"/api/v1/videos/{video_id}").json()["status"] == "done"
+        work = Path(settings.VIGIL_WORK_DIR)
+        assert not work.exists() or list(work.iterdir()) == [], "plaintext left in the work dir"
+        assert (Path(settings.VIGIL_MEDIA_ROOT) / video.storage_name).exists()
+    finally:
+        stop(worker)
+    assert "screening.tasks.video_process" in worker_output(), worker_output()

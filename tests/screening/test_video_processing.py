@@ -1,0 +1,368 @@
+"""screening.services.videos.video_process and media_jobs_reap, called directly (no broker).
+
+The worker-facing code records every outcome on the row and never raises for a bad video; the
+decrypted temporary file is gone whatever happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from privacy import datakeys
+from privacy.audit import Actor
+from privacy.choices import ConsentScope
+from privacy.consent import consent_change
+from privacy.models import AccessEvent, PatientKey
+from privacy.storage import encrypted_file_write
+from screening import tasks
+from screening.models import VideoSubmission
+from screening.services import videos as video_services
+from screening.services.videos import media_jobs_reap, video_process
+from tests.media import MediaSet, shared_media
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
+    return shared_media(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def folders(settings: Any, tmp_path: Path) -> Any:
+    settings.VIGIL_MEDIA_ROOT = tmp_path / "media"
+    settings.VIGIL_WORK_DIR = tmp_path / "work"
+    return settings
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What would have been published to the broker (nothing really is)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.video_process, "apply_async", lambda **kw: calls.append(kw))
+    return calls
+
+
+@pytest.fixture
+def probe_spy(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[Path]:
+    """Records the decrypted file the worker probes, checking it exists while in use."""
+    real = video_services.probe_media
+    seen: list[Path] = []
+
+    def spy(path: Path, **kwargs: Any) -> Any:
+        assert path.exists()
+        assert path.parent == Path(settings.VIGIL_WORK_DIR)
+        seen.append(path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(video_services, "probe_media", spy)
+    return seen
+
+
+def make_video(world: Any, source: Path, patient: Any = None) -> VideoSubmission:
+    patient = patient or world.patient_a
+    video, created = video_services.video_submission_create(
+        actor=Actor(user_id=patient.user_id, role="patient"),
+        patient=patient,
+        idempotency_key=uuid.uuid4(),
+        upload_path=source,
+        client_timestamp=timezone.now(),
+    )
+    assert created
+    return video
+
+
+@pytest.fixture
+def video(world: Any, media: MediaSet) -> VideoSubmission:
+    return make_video(world, media.good_mp4)
+
+
+def work_files(settings: Any) -> list[Path]:
+    work = Path(settings.VIGIL_WORK_DIR)
+    return sorted(work.iterdir()) if work.exists() else []
+
+
+def stored_file(settings: Any, video: VideoSubmission) -> Path:
+    return Path(settings.VIGIL_MEDIA_ROOT) / video.storage_name
+
+
+def withdraw(patient: Any, *scopes: str) -> None:
+    for scope in scopes:
+        consent_change(
+            actor=Actor(user_id=patient.user_id, role="patient"),
+            patient=patient,
+            scope=scope,
+            granted=False,
+        )
+
+
+ALL_ANALYSIS = (ConsentScope.VOICE_ANALYSIS, ConsentScope.FACE_ANALYSIS, ConsentScope.TEXT_ANALYSIS)
+
+
+# --- success and idempotency ---------------------------------------------------------------------
+def test_queued_video_is_processed(
+    video: VideoSubmission, settings: Any, probe_spy: list[Path]
+) -> None:
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.stage, video.percent) == ("done", "complete", 100)
+    assert video.attempts == 1
+    assert video.failure_reason == ""
+    assert video.processing_started_at is not None and video.finished_at is not None
+    assert len(probe_spy) == 1  # it really decrypted to the work folder ...
+    assert not probe_spy[0].exists()  # ... and removed the plaintext afterwards
+    assert work_files(settings) == []
+    assert stored_file(settings, video).exists()  # the encrypted original is kept
+    decrypt = AccessEvent.objects.get(action="video.decrypt", resource_id=str(video.pk))
+    assert decrypt.actor_id is None and decrypt.actor_role == "system"
+
+
+def test_processing_twice_is_harmless(
+    video: VideoSubmission, settings: Any, probe_spy: list[Path]
+) -> None:
+    video_process(video_id=video.pk)
+    first = VideoSubmission.objects.get(pk=video.pk)
+    video_process(video_id=video.pk)  # e.g. a redelivered message
+    again = VideoSubmission.objects.get(pk=video.pk)
+    assert (again.status, again.attempts) == ("done", 1)
+    assert again.finished_at == first.finished_at
+    assert len(probe_spy) == 1  # the second run did not decrypt again
+    assert AccessEvent.objects.filter(action="video.decrypt").count() == 1
+    assert work_files(settings) == []
+
+
+def test_task_wrapper_runs_the_service(video: VideoSubmission, settings: Any) -> None:
+    result = tasks.video_process.apply(args=[str(video.pk)])  # in-process, no broker
+    assert result.successful(), result.traceback
+    video.refresh_from_db()
+    assert video.status == "done"
+    assert work_files(settings) == []
+
+
+def test_unknown_video_id_is_a_no_op(db: Any) -> None:
+    video_process(video_id=uuid.uuid4())  # must not raise (a message for a deleted row)
+
+
+def test_running_job_is_left_alone(video: VideoSubmission, probe_spy: list[Path]) -> None:
+    VideoSubmission.objects.filter(pk=video.pk).update(
+        status="processing", attempts=1, processing_started_at=timezone.now()
+    )
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.attempts) == ("processing", 1)
+    assert probe_spy == []
+
+
+def test_stuck_job_is_taken_over(video: VideoSubmission, settings: Any) -> None:
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS + 60)
+    VideoSubmission.objects.filter(pk=video.pk).update(
+        status="processing", attempts=1, processing_started_at=long_ago
+    )
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.attempts) == ("done", 2)
+
+
+def test_job_out_of_attempts_fails(video: VideoSubmission, settings: Any) -> None:
+    VideoSubmission.objects.filter(pk=video.pk).update(
+        attempts=settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS
+    )
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "too_many_attempts")
+    assert work_files(settings) == []
+
+
+# --- failures are recorded, not raised -----------------------------------------------------------
+def test_corrupted_stored_file_fails_cleanly(video: VideoSubmission, settings: Any) -> None:
+    path = stored_file(settings, video)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the ciphertext
+    path.write_bytes(bytes(data))
+
+    tasks.video_process(str(video.pk))  # the task body, as the worker runs it: must not raise
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "storage_unreadable")
+    assert video.failure_message
+    assert video.finished_at is not None
+    assert work_files(settings) == []  # the partial plaintext is gone too
+
+
+def test_missing_stored_file_fails_cleanly(video: VideoSubmission, settings: Any) -> None:
+    stored_file(settings, video).unlink()
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "storage_unreadable")
+    assert work_files(settings) == []
+
+
+def test_erased_patient_key_fails_cleanly(
+    video: VideoSubmission, world: Any, settings: Any
+) -> None:
+    PatientKey.objects.filter(patient_id=world.patient_a.pk).update(
+        destroyed_at=timezone.now(), wrapped_key=None
+    )
+    datakeys.cache_clear()
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "storage_unreadable")
+    assert work_files(settings) == []
+
+
+def test_consent_withdrawn_after_upload(
+    video: VideoSubmission, world: Any, settings: Any, probe_spy: list[Path]
+) -> None:
+    withdraw(world.patient_a, *ALL_ANALYSIS)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "consent_withdrawn")
+    assert probe_spy == []  # never decrypted
+    assert not AccessEvent.objects.filter(action="video.decrypt").exists()
+    assert work_files(settings) == []
+
+
+def test_partial_withdrawal_still_processes(
+    video: VideoSubmission, world: Any, settings: Any
+) -> None:
+    withdraw(world.patient_a, ConsentScope.FACE_ANALYSIS, ConsentScope.TEXT_ANALYSIS)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert video.status == "done"
+
+
+def test_stored_file_that_is_not_a_video_fails_with_the_probe_reason(
+    video: VideoSubmission, world: Any, media: MediaSet, settings: Any, probe_spy: list[Path]
+) -> None:
+    # Replace the stored (valid) encryption with a valid encryption of a text file.
+    encrypted_file_write(
+        source=media.text_mp4,
+        name=video.storage_name,
+        patient_id=world.patient_a.pk,
+        object_id=video.pk,
+    )
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "not_a_video")
+    assert len(probe_spy) == 1 and not probe_spy[0].exists()
+    assert work_files(settings) == []
+
+
+def test_stored_video_over_a_lowered_time_limit_fails(
+    world: Any, media: MediaSet, settings: Any
+) -> None:
+    video = make_video(world, media.long_mp4)
+    settings.VIGIL_VIDEO_MAX_SECONDS = 1
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "too_long")
+    assert work_files(settings) == []
+
+
+def test_unexpected_error_still_removes_the_plaintext(
+    video: VideoSubmission, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(path: Path, **kwargs: Any) -> None:
+        assert path.exists()
+        raise MemoryError("decoder ran out of memory")
+
+    monkeypatch.setattr(video_services, "probe_media", boom)
+    with pytest.raises(MemoryError):
+        video_process(video_id=video.pk)
+    assert work_files(settings) == []
+
+
+# --- the reaper ----------------------------------------------------------------------------------
+def _age(video: VideoSubmission, **fields: Any) -> None:
+    VideoSubmission.objects.filter(pk=video.pk).update(**fields)
+
+
+def test_reaper_resends_a_job_that_was_never_sent(
+    video: VideoSubmission, sent: list[dict[str, Any]]
+) -> None:
+    assert video.enqueued_at is None
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}  # too fresh: commit may be running
+    _age(video, created_at=timezone.now() - dt.timedelta(minutes=2))
+    assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert sent == [{"args": [str(video.pk)], "queue": "media"}]
+    video.refresh_from_db()
+    assert video.enqueued_at is not None
+    assert video.status == "queued"
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}  # sent now: not again
+
+
+def test_reaper_with_freezegun(video: VideoSubmission, sent: list[dict[str, Any]]) -> None:
+    from freezegun import freeze_time
+
+    with freeze_time(timezone.now() + dt.timedelta(minutes=5)):
+        assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert len(sent) == 1
+
+
+def test_reaper_resends_a_stuck_job(
+    video: VideoSubmission, settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS + 60)
+    _age(video, status="processing", attempts=1, processing_started_at=long_ago)
+    assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert len(sent) == 1
+    video_process(video_id=video.pk)  # what the worker then does
+    video.refresh_from_db()
+    assert (video.status, video.attempts) == ("done", 2)
+
+
+@pytest.mark.parametrize("status", ["queued", "processing"])
+def test_reaper_fails_a_job_past_its_attempts(
+    video: VideoSubmission, settings: Any, sent: list[dict[str, Any]], status: str
+) -> None:
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS + 60)
+    _age(
+        video,
+        status=status,
+        attempts=settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS,
+        processing_started_at=long_ago,
+        enqueued_at=long_ago,
+    )
+    assert media_jobs_reap() == {"requeued": 0, "failed": 1}
+    assert sent == []
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "timed_out")
+    assert video.finished_at is not None
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+
+
+def test_reaper_leaves_finished_and_fresh_jobs_alone(
+    world: Any, media: MediaSet, settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    done = make_video(world, media.good_mp4)
+    video_process(video_id=done.pk)
+    running = make_video(world, media.good_mp4)
+    _age(running, status="processing", attempts=1, processing_started_at=timezone.now())
+    old = timezone.now() - dt.timedelta(minutes=10)
+    _age(done, created_at=old)
+    _age(running, created_at=old)
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+    assert sent == []
+
+
+def test_reaper_survives_a_broker_outage(
+    video: VideoSubmission, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _age(video, created_at=timezone.now() - dt.timedelta(minutes=2))
+    failing = mock.Mock(side_effect=ConnectionError("broker down"))
+    monkeypatch.setattr(tasks.video_process, "apply_async", failing)
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+    assert failing.call_count == 1
+    video.refresh_from_db()
+    assert video.enqueued_at is None  # the next tick tries again
+
+
+def test_reap_task_wrapper(video: VideoSubmission, sent: list[dict[str, Any]]) -> None:
+    _age(video, created_at=timezone.now() - dt.timedelta(minutes=2))
+    result = tasks.media_jobs_reap.apply()
+    assert result.successful(), result.traceback
+    assert result.get() == {"requeued": 1, "failed": 0}
