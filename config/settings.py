@@ -232,6 +232,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("VIGIL_RATE_USER", "600/min"),
         "login": env_str("VIGIL_RATE_LOGIN", "10/min"),
+        "login_user": env_str("VIGIL_RATE_LOGIN_USER", "30/hour"),
         "upload": env_str("VIGIL_RATE_UPLOAD", "30/hour"),
     },
     "UNAUTHENTICATED_USER": None,

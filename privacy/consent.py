@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from config.errors import ConsentMissing, PermissionDenied, ValidationFailed
 from privacy.audit import Actor, access_record
@@ -81,6 +82,32 @@ def consent_state(*, patient: Any) -> dict[str, ConsentRecord | None]:
         if state.get(record.scope) is None:
             state[record.scope] = record
     return state
+
+
+def consent_overview(*, actor: Actor, patient: Any) -> dict[str, Any]:
+    """Every scope with the patient's current decision, and the documents they may grant."""
+    state = consent_state(patient=patient)
+    access_record(
+        actor=actor, action="consent.read", patient_id=patient.pk, resource_type="Consent"
+    )
+    scopes = [
+        {
+            "scope": scope,
+            "label": ConsentScope(scope).label,
+            "granted": bool(record and record.granted),
+            "decided_at": record.created_at if record else None,
+            "document_version": record.document_version if record else "",
+        }
+        for scope, record in state.items()
+    ]
+    return {"scopes": scopes, "documents": list(consent_documents_current().values())}
+
+
+def consent_history(*, actor: Actor, patient: Any) -> QuerySet[ConsentRecord]:
+    access_record(
+        actor=actor, action="consent.history", patient_id=patient.pk, resource_type="Consent"
+    )
+    return ConsentRecord.objects.filter(patient=patient).order_by("-created_at", "-id")
 
 
 def consent_has(*, patient: Any, scope: str) -> bool:

@@ -18,6 +18,23 @@ _RESOURCES: dict[str, type[models.Model]] = {
 }
 
 
+def patient_profile_get(*, actor: Actor, patient: Patient) -> dict[str, str]:
+    access_record(
+        actor=actor,
+        action="profile.read",
+        patient_id=patient.pk,
+        resource_type="Patient",
+        resource_id=patient.pk,
+    )
+    return {
+        "pseudonym": patient.pseudonym,
+        "timezone": patient.timezone,
+        "locale": patient.locale,
+        "clinic": patient.organisation.name,
+        "care_team": patient.care_team.name,
+    }
+
+
 def patient_inputs_list(*, actor: Actor, patient: Patient, kind: str) -> models.QuerySet:
     """The patient's own inputs of one kind, newest first (the caller pages them)."""
     model = _RESOURCES[kind]

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ParseError
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
 from rest_framework.pagination import CursorPagination
@@ -21,10 +22,10 @@ from rest_framework.throttling import ScopedRateThrottle
 from privacy import consent as consent_services
 from privacy import services as token_services
 from privacy.audit import Actor
-from privacy.choices import ConsentScope
 from screening import selectors
 from screening.api import serializers as s
 from screening.api.permissions import IsPatient
+from screening.api.throttles import LoginUsernameThrottle
 from screening.crisis import crisis_resources_for
 from screening.models import Patient
 from screening.services.diary import diary_entry_create
@@ -208,12 +209,10 @@ class HelpView(PatientView):
 
     @extend_schema(request=s.HelpCreateSerializer, responses={201: s.HelpResponseSerializer})
     def post(self, request: Request) -> Response:
-        data = self.valid(s.HelpCreateSerializer, data=request.data or {})
         press, crisis = help_request_create(
             actor=self.actor,
             patient=self.patient,
-            idempotency_key=data.get("idempotency_key"),
-            client_timestamp=data.get("client_timestamp"),
+            **self._optional_fields(request),
         )
         body = {
             "help_request_id": press.pk,
@@ -222,6 +221,27 @@ class HelpView(PatientView):
             "crisis": crisis,
         }
         return Response(s.HelpResponseSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _optional_fields(request: Request) -> dict[str, Any]:
+        """Both fields are optional and a malformed one is dropped, never a reason to refuse."""
+        try:
+            raw = request.data
+        except ParseError:
+            raw = {}
+        if not isinstance(raw, dict):
+            raw = {}
+        serializer = s.HelpCreateSerializer(data=raw)
+        if not serializer.is_valid():
+            serializer = s.HelpCreateSerializer(
+                data={k: v for k, v in raw.items() if k not in serializer.errors}
+            )
+            serializer.is_valid()
+        data = getattr(serializer, "validated_data", {}) or {}
+        return {
+            "idempotency_key": data.get("idempotency_key"),
+            "client_timestamp": data.get("client_timestamp"),
+        }
 
     @extend_schema(responses={200: s.CrisisResourcesSerializer})
     def get(self, request: Request) -> Response:
@@ -241,23 +261,8 @@ class ConsentView(PatientView):
 
     @extend_schema(responses={200: s.ConsentOverviewSerializer})
     def get(self, request: Request) -> Response:
-        state = consent_services.consent_state(patient=self.patient)
-        documents = consent_services.consent_documents_current()
-        scopes = [
-            {
-                "scope": scope,
-                "label": ConsentScope(scope).label,
-                "granted": bool(record and record.granted),
-                "decided_at": record.created_at if record else None,
-                "document_version": record.document_version if record else "",
-            }
-            for scope, record in state.items()
-        ]
-        return Response(
-            s.ConsentOverviewSerializer(
-                {"scopes": scopes, "documents": list(documents.values())}
-            ).data
-        )
+        overview = consent_services.consent_overview(actor=self.actor, patient=self.patient)
+        return Response(s.ConsentOverviewSerializer(overview).data)
 
     @extend_schema(request=s.ConsentChangeSerializer, responses={201: s.ConsentRecordSerializer})
     def post(self, request: Request) -> Response:
@@ -278,7 +283,7 @@ class ConsentHistoryView(PatientView):
     pagination_class = NewestFirstPagination
 
     def get(self, request: Request) -> Response:
-        records = self.patient.consent_records.order_by("-created_at", "-id")
+        records = consent_services.consent_history(actor=self.actor, patient=self.patient)
         page = self.paginate_queryset(records)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -289,24 +294,14 @@ class MeView(PatientView):
     serializer_class = s.MeSerializer
 
     def get(self, request: Request) -> Response:
-        patient = self.patient
-        return Response(
-            s.MeSerializer(
-                {
-                    "pseudonym": patient.pseudonym,
-                    "timezone": patient.timezone,
-                    "locale": patient.locale,
-                    "clinic": patient.organisation.name,
-                    "care_team": patient.care_team.name,
-                }
-            ).data
-        )
+        profile = selectors.patient_profile_get(actor=self.actor, patient=self.patient)
+        return Response(s.MeSerializer(profile).data)
 
 
 class LoginView(GenericAPIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRateThrottle, LoginUsernameThrottle]
     throttle_scope = "login"
     audit_action = "auth.login"
     serializer_class = s.LoginSerializer

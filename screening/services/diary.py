@@ -34,10 +34,11 @@ def diary_entry_create(
         )
     if not text.strip():
         raise ValidationFailed(fields={"text": ["Must not be empty."]})
-    check_client_timestamp(client_timestamp)
     tz_name = resolve_timezone(patient=patient, tz_name=timezone)
 
     def create() -> DiaryEntry:
+        # Checked only for a new submission: a retry of an accepted one replays it, however old.
+        check_client_timestamp(client_timestamp)
         return DiaryEntry.objects.create(
             patient=patient,
             idempotency_key=idempotency_key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -15,6 +16,8 @@ from risk.intake import help_request_received
 from screening.choices import EmergencyStatus
 from screening.crisis import crisis_resources_for
 from screening.models import Emergency, HelpRequest, Patient
+
+logger = logging.getLogger("vigil.help")
 
 
 def help_request_create(
@@ -98,5 +101,11 @@ def _record_press(
         resource_type="HelpRequest",
         resource_id=press.pk,
     )
-    help_request_received(help_request=press, new_emergency=new_emergency)
+    try:
+        with transaction.atomic():  # a savepoint: the risk engine's writes commit with the press
+            help_request_received(help_request=press, new_emergency=new_emergency)
+    except Exception:
+        # A fault in the risk engine must never lose a patient's call for help: the press stands
+        # and the failure is logged (ids only) for the risk engine's own recovery.
+        logger.exception("risk intake failed for help request %s", press.pk)
     return press

@@ -32,10 +32,11 @@ def questionnaire_submit(
         result = score(instrument, answers)
     except InvalidAnswers as exc:
         raise ValidationFailed(fields={"answers": [str(exc)]}) from None
-    check_client_timestamp(client_timestamp)
     tz_name = resolve_timezone(patient=patient, tz_name=timezone)
 
     def create() -> QuestionnaireResponse:
+        # Checked only for a new submission: a retry of an accepted one replays it, however old.
+        check_client_timestamp(client_timestamp)
         return QuestionnaireResponse.objects.create(
             patient=patient,
             idempotency_key=idempotency_key,

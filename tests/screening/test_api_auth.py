@@ -268,3 +268,19 @@ def test_wrong_methods_on_auth_endpoints_are_405(world, a_tokens, method, url):
         url = f"{TOKENS}/{a_tokens['phone'].pk}"
     response = getattr(bearer(a_tokens["phone_raw"]), method)(url)
     assert_error(response, 405, "method_not_allowed")
+
+
+def test_login_is_rate_limited_per_username_across_addresses(world, throttle_rates):
+    throttle_rates(login="100/min", login_user="3/min")
+    username = world.patient_a.user.username
+
+    def from_address(name: str, password: str, address: str) -> Any:
+        body = {"username": name, "password": password}
+        return APIClient().post(LOGIN, body, format="json", REMOTE_ADDR=address)
+
+    for index in range(3):
+        assert from_address(username, "wrong", f"10.0.0.{index + 1}").status_code == 401
+    # The same name in another case is the same account.
+    assert_error(from_address(username.upper(), PASSWORD, "10.0.0.99"), 429, "rate_limited")
+    # Another user from the same addresses is not affected.
+    assert from_address(world.patient_b.user.username, PASSWORD, "10.0.0.1").status_code == 201

@@ -197,3 +197,20 @@ def test_access_events_are_append_only_too(world, client_a):
         AccessEvent.objects.filter(pk=event.pk).update(outcome="denied")
     with pytest.raises(AppendOnlyError):
         AccessEvent.objects.all().delete()
+
+
+@pytest.mark.parametrize(
+    ("path", "action"),
+    [
+        ("/api/v1/consents", "consent.read"),
+        ("/api/v1/consents/history", "consent.history"),
+        ("/api/v1/me", "profile.read"),
+    ],
+)
+def test_reads_of_consent_and_profile_are_access_events(world, client_a, path, action):
+    before = AccessEvent.objects.filter(action=action).count()
+    assert client_a.get(path).status_code == 200
+    event = AccessEvent.objects.filter(action=action).order_by("-id").first()
+    assert AccessEvent.objects.filter(action=action).count() == before + 1
+    assert event.patient_id == world.patient_a.pk
+    assert event.outcome == "allowed"

@@ -435,3 +435,17 @@ def test_a_timestamp_without_offset_is_refused_not_read_as_server_time(world):
     error = assert_error(response, 400, "validation_failed")
     assert "offset" in " ".join(error["fields"]["client_timestamp"])
     assert DiaryEntry.objects.count() == 0
+
+
+def test_a_retry_replays_even_after_the_offline_window_passed(world, client_a):
+    key = new_key()
+    body = {"idempotency_key": key, "client_timestamp": now_iso(), "text": "First try."}
+    first = client_a.post(URL, body, format="json")
+    assert first.status_code == 201
+    later = timezone.now() + dt.timedelta(days=settings.VIGIL_CLIENT_BACKDATE_DAYS + 5)
+    with freeze_time(later):
+        # A fresh login: the first token has expired by then.
+        retry = world.client_for(world.patient_a.user).post(URL, body, format="json")
+    assert retry.status_code == 200
+    assert retry.json()["id"] == first.json()["id"]
+    assert DiaryEntry.objects.count() == 1
