@@ -101,6 +101,8 @@ class ConsentRecord(AppendOnlyModel):
     document_sha256 = models.CharField(max_length=64, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=16, default="api")
+    #: On a withdrawal: the patient asked for the data derived under this scope to be deleted.
+    delete_derived = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -112,9 +114,16 @@ class ConsentRecord(AppendOnlyModel):
 
 
 class AccessEvent(AppendOnlyModel):
-    """Who touched which patient's data, how, and whether it was allowed. IDs only, no content."""
+    """Who touched which patient's data, how, and whether it was allowed. IDs only, no content.
+
+    Events form a hash chain: ``seq`` is the position, ``prev_hash`` the previous event's hash and
+    ``hash`` the SHA-256 over this event's canonical serialisation and ``prev_hash``.
+    """
 
     id = models.BigAutoField(primary_key=True)
+    seq = models.BigIntegerField(unique=True, null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -131,6 +140,9 @@ class AccessEvent(AppendOnlyModel):
     reason = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    #: Why (treatment, a break-glass reason, an erasure reason). Never patient content.
+    purpose = models.CharField(max_length=500, blank=True)
+    break_glass = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -141,6 +153,67 @@ class AccessEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.action} {self.outcome}"
+
+
+class AuditChainHead(models.Model):
+    """The chain's head (a single row): appends lock it, so concurrent writers cannot fork."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"
+
+
+class AuditAnchor(AppendOnlyModel):
+    """A recorded head (seq, hash), also written outside the database, to detect tail truncation."""
+
+    id = models.BigAutoField(primary_key=True)
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destinations = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"anchor #{self.seq}"
+
+
+class BreakGlassAccess(AppendOnlyModel):
+    """A clinician outside the care team opened a record, stating a reason; flagged for review."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinician = models.ForeignKey("screening.Clinician", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("screening.Patient", on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"break-glass {self.id}"
+
+
+class BreakGlassReview(AppendOnlyModel):
+    """An auditor's review of a break-glass access (append-only: a newer review supersedes)."""
+
+    id = models.BigAutoField(primary_key=True)
+    access = models.ForeignKey(BreakGlassAccess, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    appropriate = models.BooleanField()
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"review of {self.access_id}"
 
 
 class ApiToken(models.Model):
