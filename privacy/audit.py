@@ -58,7 +58,10 @@ def access_record(
     resource_id: Any = "",
     status_code: int | None = None,
     reason: str = "",
+    purpose: str = "",
+    break_glass: bool = False,
 ) -> AccessEvent:
+    """Append one event. ``purpose`` says why (a break-glass or erasure reason), never content."""
     return AccessEvent.objects.create(
         actor_id=actor.user_id,
         actor_role=actor.role,
@@ -71,6 +74,8 @@ def access_record(
         reason=reason,
         request_id=current_request_id(),
         ip_address=actor.ip_address,
+        purpose=purpose[:500],
+        break_glass=break_glass,
     )
 
 
