@@ -52,6 +52,27 @@ app.conf.update(
             "task": "privacy.tasks.tokens_purge_expired",
             "schedule": 60.0 * 60,
         },
+        "anchor-audit-chain": {
+            "task": "privacy.tasks.audit_anchor_record",
+            "schedule": 5 * 60.0,
+        },
+        # Alerts past their acknowledgement deadline escalate one level per sweep (idempotent).
+        "risk-escalation-sweep": {
+            "task": "risk.tasks.escalation_sweep",
+            "schedule": 30.0,
+            "options": {"expires": 25},
+        },
+        # Notifications in the outbox go out at least once, with backoff, keyed per recipient.
+        "risk-outbox-relay": {
+            "task": "risk.tasks.outbox_relay",
+            "schedule": 10.0,
+            "options": {"expires": 10},
+        },
+        "risk-adherence-sweep": {
+            "task": "risk.tasks.adherence_sweep",
+            "schedule": 60.0 * 60,
+            "options": {"expires": 30 * 60},
+        },
     },
 )
 app.autodiscover_tasks(["screening", "privacy", "risk"])

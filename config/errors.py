@@ -102,6 +102,16 @@ class KeyNotFound(VigilError):
     default_message = "An encryption key is missing."
 
 
+class LegalHold(VigilError):
+    """An erasure was refused: the patient's record is under legal hold (``Patient.legal_hold``)."""
+
+    code = "legal_hold"
+    status = 409
+    default_message = (
+        "This patient's record is under legal hold and cannot be erased until the hold is lifted."
+    )
+
+
 class ServiceUnavailable(VigilError):
     code = "service_unavailable"
     status = 503

@@ -222,6 +222,19 @@ VIGIL_CLIENT_BACKDATE_DAYS = 30
 VIGIL_MEDIA_JOB_STUCK_SECONDS = env_int("VIGIL_MEDIA_JOB_STUCK_SECONDS", 30 * 60) or 60
 VIGIL_MEDIA_JOB_MAX_ATTEMPTS = env_int("VIGIL_MEDIA_JOB_MAX_ATTEMPTS", 3) or 1
 
+# --- Vigil: audit chain and break-glass ---------------------------------------------------------
+# Anchors (the chain head's seq and hash) are also written outside the database: a JSON line per
+# anchor in this file and, when set, a POST signed with HMAC-SHA256 to the webhook.
+VIGIL_AUDIT_ANCHOR_FILE = Path(
+    env_str("VIGIL_AUDIT_ANCHOR_FILE", str(VAR_DIR / f"{_prefix}audit-anchors.jsonl")) or ""
+)
+VIGIL_AUDIT_ANCHOR_WEBHOOK = env_str("VIGIL_AUDIT_ANCHOR_WEBHOOK")
+VIGIL_AUDIT_ANCHOR_SECRET = env_str("VIGIL_AUDIT_ANCHOR_SECRET")
+if IS_PRODUCTION and VIGIL_AUDIT_ANCHOR_WEBHOOK and not VIGIL_AUDIT_ANCHOR_SECRET:
+    _missing.append("VIGIL_AUDIT_ANCHOR_SECRET")
+# How long a break-glass access to a patient outside the clinician's care team lasts (minutes).
+VIGIL_BREAK_GLASS_MINUTES = env_int("VIGIL_BREAK_GLASS_MINUTES", 60) or 60
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["privacy.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -274,6 +287,44 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- risk: alerts and notifications -------------------------------------------------------------
+# Links in notifications point here (the clinician portal); messages carry no patient text.
+VIGIL_PORTAL_BASE_URL = (
+    env_str("VIGIL_PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
+)
+VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v1") or "v1"
+# Signed webhook (SMS / pager gateway): HMAC-SHA256 over "timestamp.body", see docs/risk.md.
+VIGIL_ALERT_WEBHOOK_URL = env_str("VIGIL_ALERT_WEBHOOK_URL")
+VIGIL_ALERT_WEBHOOK_SECRET = env_str("VIGIL_ALERT_WEBHOOK_SECRET")
+if VIGIL_ALERT_WEBHOOK_URL and not VIGIL_ALERT_WEBHOOK_SECRET:
+    _missing.append("VIGIL_ALERT_WEBHOOK_SECRET (VIGIL_ALERT_WEBHOOK_URL is set)")
+VIGIL_ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("VIGIL_ALERT_WEBHOOK_TIMEOUT_SECONDS", 10) or 10
+# Outbox relay: attempts before a message is marked failed, exponential backoff, claim lease.
+VIGIL_ALERT_OUTBOX_MAX_ATTEMPTS = env_int("VIGIL_ALERT_OUTBOX_MAX_ATTEMPTS", 10) or 1
+VIGIL_ALERT_OUTBOX_BACKOFF_SECONDS = env_int("VIGIL_ALERT_OUTBOX_BACKOFF_SECONDS", 30) or 1
+VIGIL_ALERT_OUTBOX_BACKOFF_MAX_SECONDS = (
+    env_int("VIGIL_ALERT_OUTBOX_BACKOFF_MAX_SECONDS", 60 * 60) or 60
+)
+VIGIL_ALERT_OUTBOX_LEASE_SECONDS = env_int("VIGIL_ALERT_OUTBOX_LEASE_SECONDS", 5 * 60) or 60
+# After an alert commits, ask a worker to relay at once (best effort; the beat relay delivers
+# anyway). Off in tests, which call the relay themselves.
+VIGIL_ALERT_RELAY_ON_COMMIT = env_bool("VIGIL_ALERT_RELAY_ON_COMMIT", not IS_TEST)
+# E-mail (Django's mail backends). Local: printed to the console; production: SMTP.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "vigil@localhost") or "vigil@localhost"
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if IS_PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25) or 25
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10) or 10
 
 # --- logging (IDs only: never patient text) ------------------------------------------------------
 LOG_LEVEL = env_str("VIGIL_LOG_LEVEL", "INFO") or "INFO"

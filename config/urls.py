@@ -3,9 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import health
+from privacy.api import urls as privacy_api_urls
+from screening.api import urls as screening_api_urls
+
+#: One ``api`` namespace for /api/v1: the patient API and the privacy API (access log, audit).
+api_v1 = ([*screening_api_urls.urlpatterns, *privacy_api_urls.urlpatterns], "api")
 
 urlpatterns = [
-    path("api/v1/", include("screening.api.urls")),
+    path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.liveness, name="healthz"),

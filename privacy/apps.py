@@ -8,7 +8,7 @@ class PrivacyConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from privacy import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from privacy import schema, signals  # noqa: F401  (OpenAPI auth extension; login events)
 
         if settings.IS_PRODUCTION:
             # Refuse to start with a keyring that is missing or malformed, not at first write.

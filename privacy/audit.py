@@ -1,23 +1,44 @@
-"""The one place that writes access events.
+"""The one place that writes access events, chained by hash, and that anchors the chain.
 
 Every read or write of a patient's data through the API records who, in which role, which patient,
-what action and the outcome. Events hold ids and codes only, never content. (The privacy issue
-chains these events by hash; callers do not change.)
+what action and the outcome. Events hold ids and codes only, never content.
+
+Tamper evidence: every event carries its position ``seq``, the previous event's hash
+``prev_hash`` and its own ``hash`` = SHA-256 over its canonical serialisation and ``prev_hash``
+(:mod:`privacy.chain`). An append first UPDATEs the single :class:`AuditChainHead` row, which takes
+its row lock on PostgreSQL (and the database's write lock on SQLite), so concurrent writers
+serialise on the head and the chain cannot fork; the event and the new head commit together.
+Anchors (:func:`audit_anchor_record`) copy the head's (seq, hash) out of the database, so that
+removing the tail of the chain (and rewinding the head) is still detected by
+:mod:`privacy.chain_verify`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from django.db import DatabaseError
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from config.middleware import current_request_id
+from privacy import chain
 from privacy.choices import AccessOutcome, Role
-from privacy.models import AccessEvent
+from privacy.models import AccessEvent, AuditAnchor, AuditChainHead
 
 logger = logging.getLogger("vigil.audit")
+
+#: The primary key of the single chain-head row.
+CHAIN_HEAD_ID = 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,43 @@ def client_ip(request: Any) -> str | None:
     return meta.get("REMOTE_ADDR") or None
 
 
+def _clip(value: Any, field: str) -> str:
+    """Text as stored: never longer than the column (PostgreSQL would refuse the event)."""
+    limit = getattr(AccessEvent._meta.get_field(field), "max_length", None) or 0
+    return str(value or "")[:limit]
+
+
+def chain_event_values(event: AccessEvent) -> dict[str, Any]:
+    """The chained fields of an event, as :func:`privacy.chain.event_hash` reads them."""
+    return {name: getattr(event, name) for name in chain.CHAINED_FIELDS}
+
+
+def _chain_head_create() -> None:
+    """Create the head row (normally made by migration 0004; a flushed test database has none),
+    continuing from the last chained event if there is one."""
+    last = (
+        AccessEvent.objects.filter(seq__isnull=False)
+        .order_by("-seq")
+        .values_list("seq", "hash")
+        .first()
+    )
+    defaults: dict[str, Any] = {"seq": 0, "hash": chain.GENESIS_HASH}
+    if last is not None:
+        defaults = {"seq": last[0], "hash": last[1]}
+    AuditChainHead.objects.get_or_create(pk=CHAIN_HEAD_ID, defaults=defaults)
+
+
+def _chain_advance() -> tuple[int, str]:
+    """Lock the head by incrementing it (an UPDATE first: it is what takes the lock), and return
+    the new position and the hash of the event before it. Call inside a transaction."""
+    heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID)
+    if not heads.update(seq=F("seq") + 1):
+        _chain_head_create()
+        heads.update(seq=F("seq") + 1)
+    seq, prev_hash = heads.values_list("seq", "hash").get()
+    return seq, prev_hash
+
+
 def access_record(
     *,
     actor: Actor,
@@ -61,22 +119,36 @@ def access_record(
     purpose: str = "",
     break_glass: bool = False,
 ) -> AccessEvent:
-    """Append one event. ``purpose`` says why (a break-glass or erasure reason), never content."""
-    return AccessEvent.objects.create(
+    """Append one event to the chain. ``purpose`` says why (a break-glass or erasure reason),
+    never content. Runs in its own savepoint: a failure leaves the caller's transaction usable."""
+    event = AccessEvent(
         actor_id=actor.user_id,
-        actor_role=actor.role,
+        actor_role=_clip(actor.role, "actor_role"),
         patient_id=patient_id,
-        action=action,
+        action=_clip(action, "action"),
         outcome=outcome,
-        resource_type=resource_type,
-        resource_id=str(resource_id or ""),
+        resource_type=_clip(resource_type, "resource_type"),
+        resource_id=_clip(resource_id, "resource_id"),
         status_code=status_code,
-        reason=reason,
-        request_id=current_request_id(),
+        reason=_clip(reason, "reason"),
+        request_id=_clip(current_request_id(), "request_id"),
         ip_address=actor.ip_address,
-        purpose=purpose[:500],
-        break_glass=break_glass,
+        purpose=_clip(purpose, "purpose"),
+        break_glass=bool(break_glass),
     )
+    with transaction.atomic():
+        seq, prev_hash = _chain_advance()
+        event.seq = seq
+        event.prev_hash = prev_hash
+        # Set here, under the head's lock, so that time order follows chain order; the raw save
+        # below keeps it (auto_now_add would otherwise replace the value that was hashed).
+        event.occurred_at = timezone.now()
+        event.hash = chain.event_hash(chain_event_values(event), prev_hash)
+        event.save_base(raw=True, force_insert=True)
+        AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID).update(
+            hash=event.hash, updated_at=event.occurred_at
+        )
+    return event
 
 
 def access_denied_record(*, request: Any, view: Any, code: str, status: int) -> None:
@@ -95,3 +167,94 @@ def access_denied_record(*, request: Any, view: Any, code: str, status: int) -> 
         )
     except DatabaseError:
         logger.exception("could not record a denied request")
+
+
+# --- anchors -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    hash: str
+
+
+def audit_chain_head() -> ChainHead:
+    """The chain's current head (seq 0 and the genesis hash when nothing was recorded)."""
+    row = AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID).values_list("seq", "hash").first()
+    return ChainHead(seq=row[0], hash=row[1]) if row else ChainHead(0, chain.GENESIS_HASH)
+
+
+def _anchor_file_append(payload: bytes) -> bool:
+    path = Path(settings.VIGIL_AUDIT_ANCHOR_FILE)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as handle:
+            handle.write(payload + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        logger.error("could not append the audit anchor to its file: %s", exc.__class__.__name__)
+        return False
+    return True
+
+
+def anchor_signature(payload: bytes, secret: str) -> str:
+    """The ``X-Vigil-Signature`` header value: ``sha256=`` HMAC-SHA256 of the exact body."""
+    digest = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def _anchor_webhook_post(payload: bytes) -> bool:
+    """POST the anchor to the configured webhook. Logs and returns False on any failure."""
+    url = settings.VIGIL_AUDIT_ANCHOR_WEBHOOK
+    if not url:
+        return False
+    secret = settings.VIGIL_AUDIT_ANCHOR_SECRET
+    if not secret:
+        logger.error(
+            "VIGIL_AUDIT_ANCHOR_WEBHOOK is set without VIGIL_AUDIT_ANCHOR_SECRET: not sent"
+        )
+        return False
+    if urlsplit(url).scheme not in {"http", "https"}:
+        logger.error("VIGIL_AUDIT_ANCHOR_WEBHOOK must be an http(s) URL: not sent")
+        return False
+    request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
+        url,
+        data=payload,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "vigil-audit-anchor/1",
+            "X-Vigil-Signature": anchor_signature(payload, secret),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            status = int(getattr(response, "status", 200))
+    except Exception as exc:  # never raise: the anchor is also in the database and the file
+        logger.warning("audit anchor webhook failed: %s", exc.__class__.__name__)
+        return False
+    if not 200 <= status < 300:
+        logger.warning("audit anchor webhook answered %s", status)
+        return False
+    return True
+
+
+def audit_anchor_record() -> AuditAnchor | None:
+    """Record the chain's head as an anchor: a database row, a line in the anchor file and, when
+    configured, a signed POST to the webhook. Returns None when there is nothing new to anchor
+    (an empty chain, or a head already anchored)."""
+    head = audit_chain_head()
+    if head.seq == 0:
+        return None
+    latest = AuditAnchor.objects.order_by("-seq", "-id").values_list("seq", "hash").first()
+    if latest == (head.seq, head.hash):
+        return None
+    payload = chain.anchor_payload(seq=head.seq, hash=head.hash, anchored_at=timezone.now())
+    destinations = ["database"]
+    if _anchor_file_append(payload):
+        destinations.append("file")
+    if _anchor_webhook_post(payload):
+        destinations.append("webhook")
+    return AuditAnchor.objects.create(
+        seq=head.seq, hash=head.hash, destinations=",".join(destinations)
+    )

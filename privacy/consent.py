@@ -1,9 +1,32 @@
-"""Consent: append-only grants and withdrawals per scope, tied to the document version shown."""
+"""Consent: append-only grants and withdrawals per scope, tied to the document version shown.
+
+What a withdrawal does, in the transaction that records it:
+
+1. **Queued work stops.** Every registered *work canceller* is asked to cancel the patient's work
+   that the remaining scopes no longer allow. Today: video jobs need at least one analysis scope
+   (voice, face or text); when none is left, the patient's ``queued`` videos fail at once with the
+   reason ``consent_withdrawn``. A job a worker has already started re-checks consent before it
+   decrypts and again before it records a result (``screening.services.videos.video_process``).
+2. **Derived data goes, when asked.** A withdrawal with ``delete_derived=True`` (stored on the
+   record) runs every *derived-data deleter* registered for that scope. The analysis stages
+   register theirs (``@derived_deleter_register(scope, name=...)``) for the scores and features
+   they store. Today the only registered deleter is "video files" (voice and face analysis):
+   when the patient then holds none of voice, face or text analysis (which needs the video for its
+   transcript), the encrypted video files of all their videos are deleted from storage after the
+   transaction commits; the video rows stay (status, duration, no content). Withdrawing text
+   analysis deletes nothing today: no text-derived data is stored yet.
+
+Effects that did something (or a requested deletion) are recorded as one access event,
+``consent.withdraw_effects``, with the counts as its purpose. Erasure (:mod:`privacy.erasure`)
+runs every registered deleter of every scope.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -31,6 +54,118 @@ def consent_documents_current() -> dict[str, ConsentDocument]:
     return current
 
 
+# --- effects of a withdrawal: registries ---------------------------------------------------------
+class WorkCanceller(Protocol):
+    def __call__(self, *, patient: Any, remaining: frozenset[str]) -> int: ...
+
+
+class DerivedDeleter(Protocol):
+    def __call__(self, *, patient: Any, remaining: frozenset[str]) -> int: ...
+
+
+#: name -> canceller of queued work: given the patient and the scopes still granted after a
+#: withdrawal, cancels the work those scopes no longer allow and returns how many jobs it stopped.
+_WORK_CANCELLERS: dict[str, WorkCanceller] = {}
+#: scope -> name -> deleter of data derived under that scope: given the patient and the scopes
+#: still granted, deletes what it owns (files after commit) and returns how many items.
+_DERIVED_DELETERS: dict[str, dict[str, DerivedDeleter]] = {}
+#: Modules that register effects when imported; loaded before the first withdrawal is applied.
+EFFECT_MODULES: list[str] = ["screening.services.videos"]
+
+
+def work_canceller_register(name: str) -> Callable[[WorkCanceller], WorkCanceller]:
+    """Register (or replace) a canceller of queued work, as a decorator."""
+
+    def decorate(func: WorkCanceller) -> WorkCanceller:
+        _WORK_CANCELLERS[name] = func
+        return func
+
+    return decorate
+
+
+def derived_deleter_register(*scopes: str, name: str) -> Callable[[DerivedDeleter], DerivedDeleter]:
+    """Register (or replace) a deleter of the data derived under ``scopes``, as a decorator."""
+    for scope in scopes:
+        if scope not in ConsentScope.values:
+            raise ValueError(f"unknown consent scope {scope!r}")
+
+    def decorate(func: DerivedDeleter) -> DerivedDeleter:
+        for scope in scopes:
+            _DERIVED_DELETERS.setdefault(scope, {})[name] = func
+        return func
+
+    return decorate
+
+
+def _effects_load() -> None:
+    for module in EFFECT_MODULES:
+        importlib.import_module(module)
+
+
+def derived_deleters(scope: str) -> dict[str, DerivedDeleter]:
+    """The deleters registered for ``scope`` (name -> function)."""
+    _effects_load()
+    return dict(_DERIVED_DELETERS.get(scope, {}))
+
+
+def work_cancellers() -> dict[str, WorkCanceller]:
+    _effects_load()
+    return dict(_WORK_CANCELLERS)
+
+
+def derived_data_delete(
+    *, patient: Any, scopes: list[str], remaining: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """Run the deleters of ``scopes`` (each at most once). Returns ``{name: items deleted}``."""
+    done: dict[str, int] = {}
+    for scope in scopes:
+        for name, deleter in derived_deleters(scope).items():
+            if name not in done:
+                done[name] = deleter(patient=patient, remaining=remaining)
+    return done
+
+
+def consent_granted_scopes(*, patient: Any) -> frozenset[str]:
+    return frozenset(
+        scope
+        for scope, record in consent_state(patient=patient).items()
+        if record and record.granted
+    )
+
+
+def _withdrawal_effects(
+    *, actor: Actor, patient: Any, record: ConsentRecord
+) -> dict[str, dict[str, int]]:
+    remaining = consent_granted_scopes(patient=patient)
+    cancelled = {
+        name: canceller(patient=patient, remaining=remaining)
+        for name, canceller in work_cancellers().items()
+    }
+    deleted = (
+        derived_data_delete(patient=patient, scopes=[record.scope], remaining=remaining)
+        if record.delete_derived
+        else {}
+    )
+    if record.delete_derived or any(cancelled.values()):
+        parts = [f"withdrawal of {record.scope}"]
+        parts += [f"cancelled {n} {name}" for name, n in sorted(cancelled.items()) if n]
+        if record.delete_derived:
+            parts.append(
+                "deleted derived: "
+                + (", ".join(f"{n} {name}" for name, n in sorted(deleted.items())) or "none stored")
+            )
+        access_record(
+            actor=actor,
+            action="consent.withdraw_effects",
+            patient_id=patient.pk,
+            resource_type="Consent",
+            resource_id=record.pk,
+            purpose="; ".join(parts),
+        )
+    return {"cancelled": cancelled, "deleted": deleted}
+
+
+# --- grants and withdrawals ----------------------------------------------------------------------
 def consent_change(
     *,
     actor: Actor,
@@ -39,10 +174,19 @@ def consent_change(
     granted: bool,
     document_version: str | None = None,
     source: str = "api",
+    delete_derived: bool = False,
 ) -> ConsentRecord:
-    """Grant or withdraw one scope. A grant names the document version the patient was shown."""
+    """Grant or withdraw one scope. A grant names the document version the patient was shown.
+
+    A withdrawal cancels the queued work the remaining scopes no longer allow and, with
+    ``delete_derived``, deletes the data derived under the scope (see the module docstring).
+    """
     if scope not in ConsentScope.values:
         raise ValidationFailed(fields={"scope": ["Unknown consent scope."]})
+    if granted and delete_derived:
+        raise ValidationFailed(
+            fields={"delete_derived": ["Only a withdrawal can ask to delete derived data."]}
+        )
     if actor.user_id is None:
         raise PermissionDenied("Consent is given or withdrawn by a person, never by the system.")
     document = None
@@ -64,6 +208,7 @@ def consent_change(
             document_sha256=document.sha256 if document else "",
             actor_id=actor.user_id,
             source=source,
+            delete_derived=delete_derived,
         )
         access_record(
             actor=actor,
@@ -72,6 +217,8 @@ def consent_change(
             resource_type="Consent",
             resource_id=record.pk,
         )
+        if not granted:
+            _withdrawal_effects(actor=actor, patient=patient, record=record)
     return record
 
 

@@ -5,6 +5,11 @@ current key (inside the caller's transaction), so a key created in a transaction
 back is never used for data that survives. Unwrapped keys are cached by key id for
 ``VIGIL_DEK_CACHE_SECONDS``: after a key is destroyed, other processes may still hold it in memory
 for at most that long, and never on disk.
+
+Key life cycle: *current* (new data is encrypted with it; one per patient) → *retired* (a newer key
+replaced it; it still decrypts what it wrote until that is re-encrypted) → *destroyed*
+(``wrapped_key`` is NULL: whatever it encrypted, in the database, in backups or in files, can never
+be read again). Re-wrapping under another key-encryption key (KEK rotation) changes none of this.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from config.errors import KeyNotFound
 from privacy import crypto
@@ -115,3 +122,67 @@ def data_key_for_decrypt(*, dek_id: uuid.UUID, patient_id: uuid.UUID) -> bytes:
     if row.patient_id != patient_id:
         raise KeyNotFound("The data key for this record belongs to another patient.")
     return _unwrap(row)
+
+
+def data_key_rewrap(row: PatientKey, *, kek_id: str) -> bytes:
+    """``row``'s data key wrapped under the key-encryption key ``kek_id`` (KEK rotation).
+
+    Unwraps with the row's current KEK and wraps again under ``kek_id``; the data key itself does
+    not change, so no record needs re-encrypting. Saves nothing and caches nothing. Raises
+    :class:`KeyNotFound` (a KEK is not loaded, or the key was destroyed) or
+    :class:`~config.errors.DecryptionFailed` (the wrapped key does not authenticate).
+    """
+    if row.destroyed_at is not None or row.wrapped_key is None:
+        raise KeyNotFound("This data key was destroyed.")
+    ring = keyring()
+    dek = crypto.unwrap_data_key(
+        ring, bytes(row.wrapped_key), dek_id=row.id, owner_id=row.patient_id, kek_id=row.kek_id
+    )
+    _, wrapped = crypto.wrap_data_key(
+        ring, dek, dek_id=row.id, owner_id=row.patient_id, kek_id=kek_id
+    )
+    return wrapped
+
+
+def patient_key_replace(*, patient_id: uuid.UUID) -> PatientKey:
+    """Retire the patient's current data key and create a new current one, in one transaction.
+
+    From the commit on, everything newly encrypted for the patient uses the new key; what the old
+    key encrypted still decrypts (it is retired, not destroyed) until it has been re-encrypted.
+    """
+    with transaction.atomic():
+        keys = list(
+            PatientKey.objects.select_for_update()
+            .filter(patient_id=patient_id, destroyed_at__isnull=True)
+            .order_by("created_at")
+        )
+        if not keys and PatientKey.objects.filter(patient_id=patient_id).exists():
+            raise KeyNotFound("This patient was erased: they have no data key to rotate.")
+        now = timezone.now()
+        for row in keys:
+            if row.retired_at is None:
+                row.retired_at = now
+                row.save(update_fields=["retired_at"])
+        return patient_key_create(patient_id=patient_id)
+
+
+def patient_keys_destroy(
+    *, patient_id: uuid.UUID, key_ids: Iterable[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Crypto-shred data keys of a patient: all of them, or only ``key_ids``.
+
+    The wrapped key is overwritten with NULL and ``destroyed_at`` set; this process forgets the
+    unwrapped keys at once (others within ``VIGIL_DEK_CACHE_SECONDS``). Returns the ids destroyed
+    now (keys destroyed earlier are left as they are).
+    """
+    rows = PatientKey.objects.filter(patient_id=patient_id, destroyed_at__isnull=True)
+    if key_ids is not None:
+        rows = rows.filter(id__in=list(key_ids))
+    ids = list(rows.values_list("id", flat=True))
+    if ids:
+        PatientKey.objects.filter(id__in=ids, destroyed_at__isnull=True).update(
+            wrapped_key=None, destroyed_at=timezone.now()
+        )
+    for dek_id in ids:
+        cache_forget(dek_id)
+    return ids

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import struct
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +108,16 @@ def encrypted_file_write(
 
 
 def _iter_plaintext(name: str, *, patient_id: uuid.UUID, object_id: uuid.UUID) -> Iterator[bytes]:
+    for plaintext, _final, _chunk_size in _iter_chunks(
+        name, patient_id=patient_id, object_id=object_id
+    ):
+        yield plaintext
+
+
+def _iter_chunks(
+    name: str, *, patient_id: uuid.UUID, object_id: uuid.UUID
+) -> Iterator[tuple[bytes, bool, int]]:
+    """Authenticated plaintext chunks as ``(plaintext, is_last, chunk_size)``."""
     path = _path(name)
     if not path.exists():
         raise DecryptionFailed("Stored file is missing.")
@@ -133,7 +145,7 @@ def _iter_plaintext(name: str, *, patient_id: uuid.UUID, object_id: uuid.UUID) -
             sealed = _read_exact(handle, size)
             at_end = handle.peek(1) == b""
             plaintext = crypto.unseal(dek, sealed, _chunk_aad(header, object_id, index, at_end))
-            yield plaintext
+            yield plaintext, at_end, chunk_size
             index += 1
             if at_end:
                 return
@@ -163,3 +175,127 @@ def encrypted_file_delete(*, name: str) -> None:
 
 def encrypted_file_exists(*, name: str) -> bool:
     return _path(name).exists()
+
+
+# --- key rotation and erasure --------------------------------------------------------------------
+_PARTIAL_PREFIX = ".partial-"
+#: A partial file younger than this is an upload or re-encryption still being written; older ones
+#: are leftovers of a killed process (they are never read).
+_PARTIAL_GRACE_SECONDS = 60 * 60
+
+
+def patient_folder_name(*, patient_id: uuid.UUID) -> str:
+    """The folder holding every stored file of one patient (see :func:`storage_name_for`)."""
+    return f"videos/{patient_id}"
+
+
+def patient_stored_objects(*, patient_id: uuid.UUID) -> list[tuple[str, uuid.UUID]]:
+    """``(name, object_id)`` of every complete stored file of a patient, found on disk."""
+    folder = _path(patient_folder_name(patient_id=patient_id))
+    if not folder.is_dir():
+        return []
+    found: list[tuple[str, uuid.UUID]] = []
+    for path in sorted(folder.glob("*.vgl")):
+        try:
+            object_id = uuid.UUID(path.stem)
+        except ValueError:
+            continue
+        found.append((storage_name_for(patient_id=patient_id, object_id=object_id), object_id))
+    return found
+
+
+def _header_dek_id(path: Path) -> uuid.UUID | None:
+    """The data key id in a stored (or partial) file's header; None when it has none (yet)."""
+    with path.open("rb") as handle:
+        head = handle.read(len(MAGIC) + _HEADER.size)
+    if len(head) < len(MAGIC) + _HEADER.size or not head.startswith(MAGIC):
+        return None
+    dek_bytes, _ = _HEADER.unpack(head[len(MAGIC) :])
+    return uuid.UUID(bytes=dek_bytes)
+
+
+def stored_file_dek_id(*, name: str) -> uuid.UUID:
+    """The data key id a stored file was encrypted with (read from its header)."""
+    path = _path(name)
+    if not path.exists():
+        raise DecryptionFailed("Stored file is missing.")
+    dek_id = _header_dek_id(path)
+    if dek_id is None:
+        raise DecryptionFailed("Not a Vigil encrypted file.")
+    return dek_id
+
+
+def patient_files_dek_ids(*, patient_id: uuid.UUID) -> tuple[set[uuid.UUID], int]:
+    """Data key ids the patient's stored files use, and how many files could not be checked.
+
+    Includes partial files still being written (younger than an hour): an upload encrypts its file
+    before its row exists, so a key may be referenced by a file no row names yet. A file whose
+    header cannot be read counts as unchecked: the caller must then assume any key is in use.
+    """
+    folder = _path(patient_folder_name(patient_id=patient_id))
+    if not folder.is_dir():
+        return set(), 0
+    ids: set[uuid.UUID] = set()
+    unchecked = 0
+    now = time.time()
+    for path in folder.iterdir():
+        if not path.is_file():
+            continue
+        if path.name.startswith(_PARTIAL_PREFIX):
+            if now - path.stat().st_mtime > _PARTIAL_GRACE_SECONDS:
+                continue
+        elif path.suffix != ".vgl":
+            continue
+        dek_id = _header_dek_id(path)
+        if dek_id is None:
+            unchecked += 1
+        else:
+            ids.add(dek_id)
+    return ids, unchecked
+
+
+def encrypted_file_reencrypt(*, name: str, patient_id: uuid.UUID, object_id: uuid.UUID) -> bool:
+    """Re-encrypt a stored file under the patient's current data key, chunk by chunk.
+
+    Each chunk is authenticated and decrypted with the old key and sealed again with the new one
+    into a temporary file next to the original (never a plaintext file), which then atomically
+    replaces it; the chunk size and chunk boundaries are kept. Any failure leaves the original
+    untouched. Returns False when the file already uses the current key (nothing to do).
+    """
+    dest = _path(name)
+    old_dek_id = stored_file_dek_id(name=name)
+    new_dek_id, new_dek = data_key_for_encrypt(patient_id=patient_id)
+    if old_dek_id == new_dek_id:
+        return False
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=_PARTIAL_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            header = b""
+            chunks = _iter_chunks(name, patient_id=patient_id, object_id=object_id)
+            for index, (plaintext, final, chunk_size) in enumerate(chunks):
+                if not header:
+                    header = MAGIC + _HEADER.pack(new_dek_id.bytes, chunk_size)
+                    out.write(header)
+                aad = _chunk_aad(header, object_id, index, final)
+                sealed = crypto.seal(new_dek, plaintext, aad)
+                out.write(_LEN.pack(len(sealed)) + sealed)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(tmp_name).replace(dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def patient_files_delete(*, patient_id: uuid.UUID) -> int:
+    """Delete every stored file of a patient (partial ones too) and their folder.
+
+    Returns how many complete stored files were removed.
+    """
+    folder = _path(patient_folder_name(patient_id=patient_id))
+    if not folder.is_dir():
+        return 0
+    removed = sum(1 for path in folder.glob("*.vgl") if path.is_file())
+    shutil.rmtree(folder)
+    return removed

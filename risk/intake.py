@@ -1,17 +1,25 @@
-"""Where screening hands events to the risk engine.
+"""Where screening (and, later, the scoring and media pipelines) hand events to the risk engine.
 
-The help button calls :func:`help_request_received` inside the help request's own transaction, so
-that the red alert the risk engine raises there commits (or not) together with the press, never
-through the broker or a worker. The risk engine itself (tiers, rules, alerts, escalation) is built
-in the risk issue; this module is its one entry point for help presses.
+- The help button calls :func:`help_request_received` inside the help request's own transaction,
+  so that the red alert the risk engine raises there commits (or not) together with the press,
+  never through the broker or a worker. ``risk.apps`` registers the red-alert handler into
+  :data:`HELP_REQUEST_HANDLERS` at start-up.
+- A questionnaire submission calls :func:`questionnaire_scored` inside its own transaction, so
+  PHQ-9 item 9 and the PHQ-9 total raise their alerts with the submission (deterministic
+  triggers: no model output is consulted and none can suppress them).
+- Producers not built yet (the crisis detector, the fused daily mood, video distress, baselines)
+  call :func:`signal_received` with a typed event from ``risk.rules.engine``.
+
+This module imports nothing heavy at import time: screening imports it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from screening.models import HelpRequest
+    from risk.rules.engine import Event
+    from screening.models import HelpRequest, Patient, QuestionnaireResponse
 
 #: Functions called with (help_request, new_emergency) inside the transaction. The risk engine
 #: registers its red-alert handler here; tests register spies.
@@ -21,3 +29,19 @@ HELP_REQUEST_HANDLERS: list = []
 def help_request_received(*, help_request: HelpRequest, new_emergency: bool) -> None:
     for handler in HELP_REQUEST_HANDLERS:
         handler(help_request=help_request, new_emergency=new_emergency)
+
+
+def questionnaire_scored(*, response: QuestionnaireResponse) -> Any:
+    """A new questionnaire response was stored (call inside the submission's transaction)."""
+    from risk.services import questionnaire_alert
+
+    return questionnaire_alert(response=response)
+
+
+def signal_received(*, patient: Patient, event: Event) -> Any:
+    """Any other scored input (crisis language, daily mood, media distress, baseline drop, a
+    model's opinion), on the patient's local day. Call it inside the transaction that stores the
+    score, so the score and the alert commit together."""
+    from risk.services import signal_evaluate
+
+    return signal_evaluate(patient=patient, event=event)

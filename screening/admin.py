@@ -1,9 +1,32 @@
 """Admin for clinic set-up. Encrypted content is never listed; clinical review is the portal's."""
 
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+from __future__ import annotations
 
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from config.errors import LegalHold, PermissionDenied
+from privacy.audit import client_ip
+from privacy.erasure import REASON_MAX_CHARS, erasure_actor, patient_erase
 from screening import models
+
+
+class ErasureForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text=(
+            "Why the patient is erased (e.g. the request reference). It is kept in the audit "
+            "log for good: never write clinical content here."
+        ),
+    )
 
 
 @admin.register(models.User)
@@ -59,6 +82,55 @@ class PatientAdmin(admin.ModelAdmin):
         "erased_at",
     )
     readonly_fields = ("pseudonym", "erased_at")
+    actions = ["erase_patients"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Patients are never deleted: they are erased, and the row stays as the tombstone.
+        return False
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.has_perm("screening.delete_patient"))
+
+    @admin.action(
+        description="Erase selected patients (destroys their keys; cannot be undone)",
+        permissions=["erase"],
+    )
+    def erase_patients(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        """Confirmation page asking for the reason; on confirmation, erase each patient."""
+        form = ErasureForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                actor = erasure_actor(request.user, ip_address=client_ip(request))
+            except PermissionDenied as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            for patient in queryset.order_by("pseudonym"):
+                try:
+                    result = patient_erase(
+                        actor=actor, patient=patient, reason=form.cleaned_data["reason"]
+                    )
+                except LegalHold as exc:
+                    self.message_user(
+                        request, f"{patient.pseudonym}: {exc.message}", messages.ERROR
+                    )
+                    continue
+                level = messages.INFO if result.already_erased else messages.SUCCESS
+                self.message_user(request, result.message, level)
+            return None
+        patients = list(queryset.order_by("pseudonym"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase patients",
+            "opts": self.model._meta,
+            "form": form,
+            "patients": patients,
+            "held": [p for p in patients if p.legal_hold and p.erased_at is None],
+            "already": [p for p in patients if p.erased_at is not None],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "erase_patients",
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/screening/patient/erase_confirmation.html", context)
 
 
 @admin.register(models.VideoSubmission)

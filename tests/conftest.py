@@ -146,3 +146,13 @@ def throttle_rates(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", merged)
 
     return apply
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_anchor_file(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Each test anchors the audit chain in its own file: anchors of another test's (rolled back)
+    database would otherwise read as a truncated chain."""
+    path = tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl"
+    settings.VIGIL_AUDIT_ANCHOR_FILE = path
+    settings.VIGIL_AUDIT_ANCHOR_WEBHOOK = None
+    return path

@@ -155,6 +155,14 @@ class ConsentChangeSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=ConsentScope.choices)
     granted = serializers.BooleanField()
     document_version = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    delete_derived = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Only with granted=false: also delete the data derived under this scope "
+            "(stored on the consent record)."
+        ),
+    )
 
 
 class ConsentRecordSerializer(serializers.Serializer):

@@ -273,19 +273,21 @@ class ConsentView(PatientView):
             scope=data["scope"],
             granted=data["granted"],
             document_version=data.get("document_version") or None,
+            delete_derived=data.get("delete_derived", False),
         )
         return Response(s.ConsentRecordSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
-class ConsentHistoryView(PatientView):
+class ConsentHistoryView(ListModelMixin, PatientView):
     audit_action = "consent.history"
     serializer_class = s.ConsentRecordSerializer
     pagination_class = NewestFirstPagination
 
+    def get_queryset(self) -> QuerySet:
+        return consent_services.consent_history(actor=self.actor, patient=self.patient)
+
     def get(self, request: Request) -> Response:
-        records = consent_services.consent_history(actor=self.actor, patient=self.patient)
-        page = self.paginate_queryset(records)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
 
 # --- me and tokens ---------------------------------------------------------------------------

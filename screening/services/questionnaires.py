@@ -7,6 +7,7 @@ from django.db import transaction
 
 from config.errors import ValidationFailed
 from privacy.audit import Actor, access_record
+from risk.intake import questionnaire_scored
 from screening.instruments import InvalidAnswers, score
 from screening.models import Patient, QuestionnaireResponse
 from screening.services.common import (
@@ -68,4 +69,6 @@ def questionnaire_submit(
             resource_type="QuestionnaireResponse",
             resource_id=response.pk,
         )
+        if created:  # PHQ-9 item 9 / total alerts commit with the submission, or neither does
+            questionnaire_scored(response=response)
     return response, created

@@ -15,10 +15,16 @@ from django.utils import timezone
 from config.errors import DecryptionFailed, KeyNotFound, MediaRejected, PayloadTooLarge
 from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
-from privacy.consent import consent_has, consent_require_any
+from privacy.consent import (
+    consent_has,
+    consent_require_any,
+    derived_deleter_register,
+    work_canceller_register,
+)
 from privacy.storage import (
     decrypted_tempfile,
     encrypted_file_delete,
+    encrypted_file_exists,
     encrypted_file_write,
     storage_name_for,
 )
@@ -34,6 +40,7 @@ ANALYSIS_SCOPES = [
     ConsentScope.FACE_ANALYSIS,
     ConsentScope.TEXT_ANALYSIS,
 ]
+CONSENT_WITHDRAWN_MESSAGE = "Analysis was stopped because consent was withdrawn."
 
 
 def video_enqueue(*, video_id: uuid.UUID) -> None:
@@ -178,29 +185,41 @@ def _claim(video_id: uuid.UUID) -> VideoSubmission | None:
 
 
 def _fail(video: VideoSubmission, reason: str, message: str) -> None:
+    """Record a failure. A row that vanished meanwhile (the patient was erased) is left alone."""
     video.status = VideoStatus.FAILED
     video.failure_reason = reason
     video.failure_message = message[:200]
     video.finished_at = timezone.now()
-    video.save(
-        update_fields=["status", "failure_reason", "failure_message", "finished_at", "updated_at"]
+    updated = VideoSubmission.objects.filter(pk=video.pk).update(
+        status=video.status,
+        failure_reason=video.failure_reason,
+        failure_message=video.failure_message,
+        finished_at=video.finished_at,
+        updated_at=video.finished_at,
     )
-    logger.info("video %s failed: %s", video.pk, reason)
+    logger.info("video %s failed: %s%s", video.pk, reason, "" if updated else " (row gone)")
+
+
+def _analysis_allowed(patient: Patient) -> bool:
+    return any(consent_has(patient=patient, scope=s) for s in ANALYSIS_SCOPES)
 
 
 def video_process(*, video_id: uuid.UUID) -> None:
     """Run a video's processing stages. Idempotent: finished or running jobs are left alone.
 
     Today's stages: consent re-check at processing time, decrypt to a private temporary file,
-    verify every chunk's authentication and re-probe the decrypted media. The analysis stages
+    verify every chunk's authentication and re-probe the decrypted media, and a last consent check
+    before the result is recorded (a withdrawal while the job ran wins). The analysis stages
     (prosody, face, transcript) plug in after verification (the media issue).
+
+    A row that no longer exists (the patient was erased) is nothing to do, whenever it vanishes.
     """
     video = _claim(video_id)
     if video is None:
         return
     patient = video.patient
-    if not any(consent_has(patient=patient, scope=s) for s in ANALYSIS_SCOPES):
-        _fail(video, "consent_withdrawn", "Analysis was stopped because consent was withdrawn.")
+    if not _analysis_allowed(patient):
+        _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
         return
     access_record(
         actor=Actor.system(),
@@ -223,6 +242,9 @@ def video_process(*, video_id: uuid.UUID) -> None:
         return
     except ProbeRejected as exc:
         _fail(video, exc.reason, MediaRejected(exc.reason).message)
+        return
+    if not _analysis_allowed(patient):
+        _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
         return
     VideoSubmission.objects.filter(pk=video.pk).update(
         status=VideoStatus.DONE,
@@ -251,8 +273,11 @@ def media_jobs_reap() -> dict[str, int]:
     for pk, attempts in candidates:
         if attempts >= settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS:
             with transaction.atomic():
-                video = VideoSubmission.objects.select_for_update().get(pk=pk)
-                if video.status in (VideoStatus.QUEUED, VideoStatus.PROCESSING):
+                video = VideoSubmission.objects.select_for_update().filter(pk=pk).first()
+                if video is not None and video.status in (
+                    VideoStatus.QUEUED,
+                    VideoStatus.PROCESSING,
+                ):
                     _fail(
                         video,
                         "timed_out",
@@ -266,3 +291,52 @@ def media_jobs_reap() -> dict[str, int]:
         except Exception:  # broker still down: the next tick tries again
             logger.warning("could not requeue video %s", pk)
     return counts
+
+
+# --- consent effects (registered in privacy.consent) ---------------------------------------------
+@work_canceller_register("queued video jobs")
+def videos_cancel_without_consent(*, patient: Patient, remaining: frozenset[str]) -> int:
+    """When no analysis scope is left, fail the patient's queued videos (``consent_withdrawn``).
+
+    Jobs a worker already runs are stopped by ``video_process``'s own consent checks.
+    """
+    if remaining & set(ANALYSIS_SCOPES):
+        return 0
+    with transaction.atomic():
+        queued = list(
+            VideoSubmission.objects.select_for_update().filter(
+                patient=patient, status=VideoStatus.QUEUED
+            )
+        )
+        for video in queued:
+            _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
+    return len(queued)
+
+
+@derived_deleter_register(
+    ConsentScope.VOICE_ANALYSIS, ConsentScope.FACE_ANALYSIS, name="video files"
+)
+def video_files_delete_without_consent(*, patient: Patient, remaining: frozenset[str]) -> int:
+    """Delete the stored video files once no remaining scope needs them.
+
+    Voice and face analysis read the video, and text analysis its transcript: while any of them is
+    still granted the files stay. The encrypted files are deleted after the withdrawal commits
+    (a rolled-back withdrawal deletes nothing); the rows stay as metadata. Returns how many files
+    are deleted.
+    """
+    if remaining & set(ANALYSIS_SCOPES):
+        return 0
+    names = [
+        name
+        for name in VideoSubmission.objects.filter(patient=patient).values_list(
+            "storage_name", flat=True
+        )
+        if encrypted_file_exists(name=name)
+    ]
+
+    def delete_files() -> None:
+        for name in names:
+            encrypted_file_delete(name=name)
+
+    transaction.on_commit(delete_files)
+    return len(names)

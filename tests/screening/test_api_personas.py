@@ -16,9 +16,10 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from privacy.api import urls as privacy_api_urls
 from privacy.auth import token_issue
 from privacy.models import AccessEvent, ApiToken, ConsentRecord
-from screening.api import urls as api_urls
+from screening.api import urls as screening_api_urls
 from screening.models import (
     DiaryEntry,
     Emergency,
@@ -30,6 +31,9 @@ from screening.models import (
 from tests.conftest import assert_error, new_key, now_iso
 
 SECRET = "SECRET-DIARY-TEXT-do-not-log-7f3a"
+
+#: Every /api/v1 route (the patient API and the privacy API share the ``api`` namespace).
+API_PATTERNS = [*screening_api_urls.urlpatterns, *privacy_api_urls.urlpatterns]
 
 # (url name, method, takes a pk, audit action of the view, patient-only endpoint)
 ENDPOINTS: list[tuple[str, str, bool, str, bool]] = [
@@ -51,6 +55,14 @@ ENDPOINTS: list[tuple[str, str, bool, str, bool]] = [
     ("consents", "get", False, "consent", True),
     ("consents", "post", False, "consent", True),
     ("consent-history", "get", False, "consent.history", True),
+    ("access-log", "get", False, "access_log", True),
+    # Auditor routes: personas in tests/privacy/test_audit_api.py; 401s here.
+    ("audit-events", "get", False, "audit.events", False),
+    ("audit-consents", "get", False, "audit.consents", False),
+    ("audit-break-glass", "get", False, "audit.break_glass", False),
+    ("audit-break-glass-review", "post", True, "audit.break_glass.review", False),
+    ("audit-chain", "get", False, "audit.chain", False),
+    ("audit-chain-verify", "post", False, "audit.chain.verify", False),
 ]
 PATIENT_ENDPOINTS = [e for e in ENDPOINTS if e[4]]
 ACCOUNT_ENDPOINTS = [e for e in ENDPOINTS if not e[4]]
@@ -168,7 +180,7 @@ def _pk_for(name: str, takes_pk: bool, rows: dict[str, Any] | None = None) -> An
 def test_the_persona_table_covers_every_url_and_method():
     covered = {(name, method) for name, method, *_ in ENDPOINTS} | {("login", "post")}
     expected = set()
-    for pattern in api_urls.urlpatterns:
+    for pattern in API_PATTERNS:
         assert isinstance(pattern, URLPattern)
         view_class = pattern.callback.view_class  # type: ignore[attr-defined]
         for method in view_class.http_method_names:
@@ -181,7 +193,7 @@ def test_the_persona_table_covers_every_url_and_method():
     ("name", "method", "takes_pk", "action", "_p"), ENDPOINTS, ids=_ids(ENDPOINTS)
 )
 def test_the_audit_action_in_the_table_is_the_views(name, method, takes_pk, action, _p):
-    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
+    pattern = next(p for p in API_PATTERNS if p.name == name)
     assert pattern.callback.view_class.audit_action == action  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,1 @@
+"""Versioned rule sets (``sets/*.json``) and the pure engine that evaluates them."""

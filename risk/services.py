@@ -1,0 +1,1223 @@
+"""Risk services: rule sets per clinic, signals -> alerts, the alert lifecycle, escalation and the
+notification outbox. The only place that writes alerts.
+
+- ``signal_evaluate``: one input event -> the rules that read it -> alerts (``alert_raise``).
+- ``alert_raise``: de-duplicate, attach evidence or supersede a lower tier, assign, set the
+  acknowledgement deadline, write the level-0 outbox rows, audit; all in one transaction.
+- ``alert_acknowledge`` / ``alert_resolve``: the lifecycle (every change stored and audited).
+- ``alert_escalate`` / ``escalation_sweep``: the chain, step by step, idempotent.
+- ``outbox_relay``: claim due messages, deliver (e-mail, signed webhook), back off, mark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from config.errors import PermissionDenied
+from privacy.audit import Actor, access_record
+from privacy.choices import AccessOutcome, ConsentScope
+from privacy.consent import consent_has
+from risk.choices import (
+    ACTIVE_STATES,
+    TIER_RANK,
+    AlertState,
+    ChainTarget,
+    Channel,
+    Disposition,
+    OutboxState,
+    RecipientKind,
+    Tier,
+)
+from risk.errors import AlertNotFound, AlertTransitionInvalid, ResolutionIncomplete, RuleSetInvalid
+from risk.models import (
+    Alert,
+    AlertEvidence,
+    AlertTransition,
+    EscalationPolicy,
+    OutboxMessage,
+    PatientDaySignals,
+    RuleSetChange,
+    RuleSetSelection,
+    default_chain,
+)
+from risk.rules.engine import (
+    DAY_SIGNALS_CAP,
+    Adherence,
+    DailyMood,
+    EngineError,
+    Event,
+    Firing,
+    HelpPressed,
+    MoodRef,
+    PatientState,
+    QuestionnaireScored,
+    RuleSet,
+    SignalRef,
+    day_signal,
+    evaluate,
+)
+from risk.rules.loader import rule_sets
+from screening.models import (
+    DiaryEntry,
+    EmergencyContact,
+    HelpRequest,
+    Organisation,
+    Patient,
+    QuestionnaireResponse,
+    User,
+    VideoSubmission,
+)
+
+logger = logging.getLogger("vigil.risk")
+
+
+# --- rule sets -----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _rule_set_effective(version: str, overrides_json: str) -> RuleSet:
+    return rule_sets()[version].with_overrides(json.loads(overrides_json))
+
+
+def rule_set_for(*, organisation: Organisation) -> RuleSet:
+    """The clinic's selected rule set with its overrides (the default set if it chose none).
+
+    A selection that no longer loads (a removed file) falls back to the default set, loudly:
+    deterministic triggers must fire whatever the configuration.
+    """
+    selection = RuleSetSelection.objects.filter(organisation=organisation).first()
+    default = settings.VIGIL_RISK_RULE_SET_DEFAULT
+    if selection is None:
+        return _rule_set_effective(default, "{}")
+    try:
+        return _rule_set_effective(
+            selection.version, json.dumps(selection.threshold_overrides or {}, sort_keys=True)
+        )
+    except (KeyError, EngineError):
+        logger.error(
+            "clinic %s: rule set selection does not load; using the default", organisation.pk
+        )
+        return _rule_set_effective(default, "{}")
+
+
+def rule_set_select(
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    version: str,
+    threshold_overrides: dict[str, Any],
+) -> RuleSetSelection:
+    """Choose a clinic's rule-set version and overrides: validated, recorded and audited."""
+    with transaction.atomic():
+        selection = (
+            RuleSetSelection.objects.select_for_update().filter(organisation=organisation).first()
+        ) or RuleSetSelection(organisation=organisation)
+        before = (
+            {"version": selection.version, "threshold_overrides": selection.threshold_overrides}
+            if selection.pk
+            else {}
+        )
+        selection.version = version
+        selection.threshold_overrides = threshold_overrides or {}
+        selection.updated_by_id = actor.user_id
+        try:
+            selection.full_clean(exclude=["organisation", "updated_by"])
+        except Exception as exc:
+            fields = getattr(exc, "message_dict", {"threshold_overrides": [str(exc)]})
+            raise RuleSetInvalid(fields=fields) from None
+        selection.save()
+        after = {"version": selection.version, "threshold_overrides": selection.threshold_overrides}
+        RuleSetChange.objects.create(
+            organisation=organisation, actor_id=actor.user_id, before=before, after=after
+        )
+        access_record(
+            actor=actor,
+            action="risk.ruleset_change",
+            resource_type="RuleSetSelection",
+            resource_id=selection.pk,
+            purpose=_change_summary(before, after),
+        )
+    return selection
+
+
+def _change_summary(before: dict[str, Any], after: dict[str, Any]) -> str:
+    old_version = before.get("version", "-")
+    changed = sorted(
+        f"{rule}.{name}"
+        for source in (before.get("threshold_overrides", {}), after["threshold_overrides"])
+        for rule, values in source.items()
+        for name in values
+        if before.get("threshold_overrides", {}).get(rule, {}).get(name)
+        != after["threshold_overrides"].get(rule, {}).get(name)
+    )
+    summary = ", ".join(changed) or "none"
+    return f"version {old_version} -> {after['version']}; overrides changed: {summary}"
+
+
+# --- escalation policy ---------------------------------------------------------------------------
+def escalation_policy_for(*, organisation: Organisation) -> EscalationPolicy:
+    """The clinic's policy, or the defaults (unsaved) when it has none."""
+    policy = EscalationPolicy.objects.filter(organisation=organisation).first()
+    return policy or EscalationPolicy(organisation=organisation)
+
+
+def escalation_policy_save(*, actor: Actor, policy: EscalationPolicy) -> EscalationPolicy:
+    with transaction.atomic():
+        policy.full_clean()
+        policy.updated_by_id = actor.user_id
+        policy.save()
+        access_record(
+            actor=actor,
+            action="risk.policy_change",
+            resource_type="EscalationPolicy",
+            resource_id=policy.pk,
+        )
+    return policy
+
+
+def ack_deadline(*, tier: str, policy: EscalationPolicy, raised_at: dt.datetime) -> dt.datetime:
+    """Red and orange: minutes after raising. Yellow: the next working day at the policy's time
+    (default 10:00) in the clinic's time zone, skipping weekends and the clinic's closed dates."""
+    if tier in (Tier.RED, Tier.ORANGE):
+        return raised_at + dt.timedelta(minutes=policy.ack_minutes(tier))
+    tz = zoneinfo.ZoneInfo(policy.organisation.timezone)
+    day = raised_at.astimezone(tz).date()
+    closed = set(policy.non_working_dates or [])
+    weekdays = set(policy.working_weekdays or [0, 1, 2, 3, 4])
+    for _ in range(366):
+        day += dt.timedelta(days=1)
+        if day.weekday() in weekdays and day.isoformat() not in closed:
+            break
+    local = dt.datetime.combine(day, policy.yellow_ack_time, tzinfo=tz)
+    # A wall-clock time that does not exist that day (a DST gap) is read with the offset before it.
+    return local.astimezone(dt.UTC)
+
+
+# --- per-patient state ---------------------------------------------------------------------------
+def _state_load(*, patient: Patient, event: Event, rule_set: RuleSet) -> PatientState:
+    window = rule_set.mood_window_days(event.kind)
+    needs_day = rule_set.needs_day(event.kind)
+    if window is None and not needs_day:
+        return PatientState()
+    span = dt.timedelta(days=window or 0)
+    rows = PatientDaySignals.objects.filter(
+        patient=patient,
+        local_date__gte=event.local_date - span,
+        local_date__lte=event.local_date + span,
+    )
+    moods: dict[dt.date, MoodRef] = {}
+    crisis: tuple[SignalRef, ...] = ()
+    corroboration: tuple[SignalRef, ...] = ()
+    for row in rows:
+        if row.mood is not None:
+            moods[row.local_date] = MoodRef(row.local_date, row.mood, row.mood_confidence or 0.0)
+        if row.local_date == event.local_date:
+            crisis = tuple(SignalRef(**ref) for ref in row.crisis)
+            corroboration = tuple(SignalRef(**ref) for ref in row.corroboration)
+    return PatientState(moods=moods, crisis=crisis, corroboration=corroboration)
+
+
+def _state_record(*, patient: Patient, event: Event) -> None:
+    signal = day_signal(event)
+    if signal is None and not isinstance(event, DailyMood):
+        return
+    row, _ = PatientDaySignals.objects.get_or_create(patient=patient, local_date=event.local_date)
+    if isinstance(event, DailyMood):
+        row.mood, row.mood_confidence = float(event.score), float(event.confidence)
+    if signal is not None:
+        bucket, ref = signal
+        refs: list[dict[str, Any]] = list(getattr(row, bucket))
+        entry = {"kind": ref.kind, "source_id": ref.source_id, "code": ref.code, "score": ref.score}
+        refs = [
+            r
+            for r in refs
+            if (r["kind"], r["source_id"], r["code"]) != (ref.kind, ref.source_id, ref.code)
+        ]
+        refs.append(entry)
+        setattr(row, bucket, refs[-DAY_SIGNALS_CAP:])
+    row.save()
+
+
+# --- signals -> alerts ---------------------------------------------------------------------------
+@dataclass
+class RaiseResult:
+    alert: Alert
+    created: bool = False  # a new alert was opened
+    attached: bool = False  # the firing joined an existing active alert as new evidence
+    duplicate: bool = False  # this very signal was already counted (nothing changed)
+    superseded: list[uuid.UUID] = field(default_factory=list)
+
+
+def signal_evaluate(
+    *, patient: Patient, event: Event, actor: Actor | None = None
+) -> list[RaiseResult]:
+    """Evaluate one event: only the rules that read its kind, against the patient's small state,
+    then raise what fired (most urgent first). Runs inside the caller's transaction if there is
+    one (the help button's, a questionnaire's), so the alert commits with the input."""
+    rule_set = rule_set_for(organisation=patient.organisation)
+    with transaction.atomic():
+        _lock_patient(patient)
+        state = _state_load(patient=patient, event=event, rule_set=rule_set)
+        firings = evaluate(rule_set, event, state)
+        _state_record(patient=patient, event=event)
+        return [
+            alert_raise(patient=patient, firing=firing, rule_set=rule_set, actor=actor)
+            for firing in firings
+        ]
+
+
+def _lock_patient(patient: Patient) -> None:
+    # Serialises the risk writes of one patient (PostgreSQL row lock; SQLite has one writer).
+    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk", flat=True).first()
+
+
+def _snapshot(firing: Firing, rule_set: RuleSet) -> dict[str, Any]:
+    return {
+        **dict(firing.evidence),
+        "tier": str(firing.tier),
+        "deterministic": firing.deterministic,
+        "rule_set": {
+            "version": rule_set.version,
+            "sha256": rule_set.sha256,
+            "overrides": {k: dict(v) for k, v in rule_set.overrides.items()},
+        },
+    }
+
+
+def alert_raise(
+    *,
+    patient: Patient,
+    firing: Firing,
+    rule_set: RuleSet,
+    actor: Actor | None = None,
+    now: dt.datetime | None = None,
+) -> RaiseResult:
+    """Turn a firing into an alert.
+
+    - The same signal (``firing.dedupe_key``) counts once for a patient, whatever happened to
+      the alert it joined: a retried or re-swept signal changes nothing.
+    - An active (open or acknowledged) alert of the same or a higher tier takes the firing as
+      evidence. A deterministic trigger joining an acknowledged alert notifies its assignee.
+    - Otherwise a new alert opens, assigned to the treating clinician, with its deadline and
+      level-0 notifications, and supersedes any active lower-tier alert (linked, not lost).
+    """
+    actor = actor or Actor.system()
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_patient(patient)
+        seen = (
+            AlertEvidence.objects.filter(patient=patient, dedupe_key=firing.dedupe_key)
+            .select_related("alert")
+            .first()
+        )
+        if seen is not None:
+            return RaiseResult(alert=seen.alert, duplicate=True)
+        active = list(
+            Alert.objects.select_for_update().filter(patient=patient, state__in=ACTIVE_STATES)
+        )
+        rank = TIER_RANK[Tier(firing.tier)]
+        higher = [a for a in active if TIER_RANK[Tier(a.tier)] >= rank]
+        if higher:
+            target = max(higher, key=lambda a: TIER_RANK[Tier(a.tier)])
+            evidence = _evidence_add(alert=target, firing=firing, rule_set=rule_set)
+            access_record(
+                actor=actor,
+                action="alert.evidence_attach",
+                patient_id=patient.pk,
+                resource_type="Alert",
+                resource_id=target.pk,
+            )
+            if firing.deterministic and target.state == AlertState.ACKNOWLEDGED:
+                policy = escalation_policy_for(organisation=patient.organisation)
+                _outbox_users(
+                    alert=target,
+                    user_ids=_new_evidence_recipients(target, policy),
+                    level=target.escalation_level,
+                    repeat=target.escalation_repeat,
+                    policy=policy,
+                    step=f"evidence-{evidence.pk}",
+                    now=now,
+                )
+                _relay_soon()
+            return RaiseResult(alert=target, attached=True)
+
+        policy = escalation_policy_for(organisation=patient.organisation)
+        deadline = ack_deadline(tier=firing.tier, policy=policy, raised_at=now)
+        alert = Alert(
+            patient=patient,
+            organisation_id=patient.organisation_id,
+            tier=str(firing.tier),
+            rule_set_version=rule_set.version,
+            rule_set_hash=rule_set.sha256,
+            rule_id=firing.rule_id,
+            evidence=_snapshot(firing, rule_set),
+            local_date=firing.local_date,
+            assigned_to_id=patient.treating_clinician_id,
+            ack_deadline=deadline,
+            next_escalation_at=deadline,
+        )
+        alert.save()
+        _evidence_add(alert=alert, firing=firing, rule_set=rule_set)
+        _transition(
+            alert=alert, actor=actor, from_state="", to_state=AlertState.OPEN, code="raised"
+        )
+        superseded = [_supersede(lower=lower, by=alert, actor=actor) for lower in active]
+        _notify_raised(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
+        access_record(
+            actor=actor,
+            action="alert.raise",
+            patient_id=patient.pk,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason=firing.rule_id,
+        )
+        _relay_soon()
+    logger.info("alert %s raised: %s by %s", alert.pk, alert.tier, alert.rule_id)
+    return RaiseResult(alert=alert, created=True, superseded=superseded)
+
+
+def _evidence_add(*, alert: Alert, firing: Firing, rule_set: RuleSet) -> AlertEvidence:
+    return AlertEvidence.objects.create(
+        alert=alert,
+        patient_id=alert.patient_id,
+        rule_id=firing.rule_id,
+        rule_set_version=rule_set.version,
+        tier=str(firing.tier),
+        event_kind=firing.event_kind,
+        dedupe_key=firing.dedupe_key[:255],
+        local_date=firing.local_date,
+        snapshot=_snapshot(firing, rule_set),
+    )
+
+
+def _transition(
+    *,
+    alert: Alert,
+    actor: Actor,
+    from_state: str,
+    to_state: str,
+    code: str,
+    level: int | None = None,
+) -> AlertTransition:
+    return AlertTransition.objects.create(
+        alert=alert,
+        from_state=from_state,
+        to_state=to_state,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        note_code=code[:48],
+        level=level,
+    )
+
+
+def _supersede(*, lower: Alert, by: Alert, actor: Actor) -> uuid.UUID:
+    previous = lower.state
+    lower.state = AlertState.SUPERSEDED
+    lower.superseded_by = by
+    lower.next_escalation_at = None
+    lower.save(update_fields=["state", "superseded_by", "next_escalation_at", "updated_at"])
+    _transition(
+        alert=lower,
+        actor=actor,
+        from_state=previous,
+        to_state=lower.state,
+        code=f"superseded:{by.tier}",
+    )
+    _outbox_cancel_reminders(alert=lower, reason="superseded")
+    access_record(
+        actor=actor,
+        action="alert.supersede",
+        patient_id=lower.patient_id,
+        resource_type="Alert",
+        resource_id=lower.pk,
+    )
+    return lower.pk
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+def _alert_for_actor(*, actor: Actor, alert_id: uuid.UUID, action: str) -> Alert:
+    """The alert, if the actor may handle it: a clinician of the clinic who treats the patient,
+    is in the patient's care team, or is the clinic's on-call clinician or clinical lead."""
+    alert = Alert.objects.select_related("patient").filter(pk=alert_id).first()
+    if alert is None:
+        raise AlertNotFound()
+    clinician = None
+    if actor.user_id is not None:
+        from screening.models import Clinician
+
+        clinician = Clinician.objects.filter(user_id=actor.user_id).first()
+    allowed = clinician is not None and clinician.organisation_id == alert.organisation_id
+    if allowed and clinician is not None:
+        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        allowed = (
+            clinician.pk == alert.patient.treating_clinician_id
+            or clinician.pk == alert.assigned_to_id
+            or clinician.care_teams.filter(pk=alert.patient.care_team_id).exists()
+            or clinician.pk in (policy.on_call_id, policy.clinical_lead_id)
+        )
+    if not allowed:
+        access_record(
+            actor=actor,
+            action=action,
+            patient_id=alert.patient_id,
+            outcome=AccessOutcome.DENIED,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason="not_in_care_team",
+        )
+        raise PermissionDenied("Only the patient's clinicians may handle this alert.")
+    return alert
+
+
+def alert_acknowledge(*, actor: Actor, alert_id: uuid.UUID) -> Alert:
+    """open -> acknowledged. Stops the escalation and cancels undelivered clinician reminders."""
+    _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.acknowledge")
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+        if alert.state != AlertState.OPEN:
+            raise AlertTransitionInvalid(state=alert.state, wanted=AlertState.ACKNOWLEDGED)
+        _acknowledge(alert=alert, actor=actor)
+    return alert
+
+
+def _acknowledge(*, alert: Alert, actor: Actor) -> None:
+    alert.state = AlertState.ACKNOWLEDGED
+    alert.acknowledged_at = timezone.now()
+    alert.acknowledged_by_id = actor.user_id
+    alert.next_escalation_at = None
+    alert.save(
+        update_fields=[
+            "state",
+            "acknowledged_at",
+            "acknowledged_by",
+            "next_escalation_at",
+            "updated_at",
+        ]
+    )
+    _transition(
+        alert=alert,
+        actor=actor,
+        from_state=AlertState.OPEN,
+        to_state=AlertState.ACKNOWLEDGED,
+        code="acknowledged",
+        level=alert.escalation_level,
+    )
+    _outbox_cancel_reminders(alert=alert, reason="acknowledged")
+    access_record(
+        actor=actor,
+        action="alert.acknowledge",
+        patient_id=alert.patient_id,
+        resource_type="Alert",
+        resource_id=alert.pk,
+    )
+
+
+def alert_resolve(*, actor: Actor, alert_id: uuid.UUID, disposition: str, note: str) -> Alert:
+    """(open ->) acknowledged -> resolved, with a disposition and a note (both required).
+    Resolving an open alert records its acknowledgement first, by the same person."""
+    problems: dict[str, list[str]] = {}
+    if disposition not in Disposition.values:
+        problems["disposition"] = [f"Choose one of: {', '.join(Disposition.values)}."]
+    note = (note or "").strip()
+    if not note:
+        problems["note"] = ["A note is required."]
+    elif len(note) > 4000:
+        problems["note"] = ["Keep the note under 4000 characters."]
+    if problems:
+        raise ResolutionIncomplete(fields=problems)
+    _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.resolve")
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+        if alert.state not in ACTIVE_STATES:
+            raise AlertTransitionInvalid(state=alert.state, wanted=AlertState.RESOLVED)
+        if alert.state == AlertState.OPEN:
+            _acknowledge(alert=alert, actor=actor)
+        alert.state = AlertState.RESOLVED
+        alert.disposition = disposition
+        alert.resolution_note = note
+        alert.resolved_at = timezone.now()
+        alert.resolved_by_id = actor.user_id
+        alert.save(
+            update_fields=[
+                "state",
+                "disposition",
+                "resolution_note",
+                "resolved_at",
+                "resolved_by",
+                "updated_at",
+            ]
+        )
+        _transition(
+            alert=alert,
+            actor=actor,
+            from_state=AlertState.ACKNOWLEDGED,
+            to_state=AlertState.RESOLVED,
+            code=f"resolved:{disposition}",
+        )
+        access_record(
+            actor=actor,
+            action="alert.resolve",
+            patient_id=alert.patient_id,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason=disposition,
+        )
+    return alert
+
+
+# --- escalation ----------------------------------------------------------------------------------
+def _chain(policy: EscalationPolicy) -> list[dict[str, Any]]:
+    return list(policy.chain or default_chain())
+
+
+def _next_step(chain: list[dict[str, Any]], level: int, repeat: int) -> tuple[int, int] | None:
+    if level < len(chain) and repeat < int(chain[level]["repeat"]):
+        return level, repeat + 1
+    if level + 1 < len(chain):
+        return level + 1, 0
+    return None
+
+
+def _target_users(*, alert: Alert, target: str, policy: EscalationPolicy) -> list[int]:
+    patient = alert.patient
+    if target == ChainTarget.TREATING_CLINICIAN:
+        clinician = alert.assigned_to or patient.treating_clinician
+        return [clinician.user_id] if clinician else []
+    if target == ChainTarget.CARE_TEAM:
+        return list(patient.care_team.members.order_by("pk").values_list("user_id", flat=True))
+    if target == ChainTarget.ON_CALL:
+        return [policy.on_call.user_id] if policy.on_call else []
+    if target == ChainTarget.CLINICAL_LEAD:
+        return [policy.clinical_lead.user_id] if policy.clinical_lead else []
+    return []
+
+
+def _new_evidence_recipients(alert: Alert, policy: EscalationPolicy) -> list[int]:
+    users = _target_users(alert=alert, target=ChainTarget.TREATING_CLINICIAN, policy=policy)
+    if alert.tier == Tier.RED:
+        users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
+    return users
+
+
+def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
+    """Take one escalation step if the alert is open and past its next deadline.
+
+    Idempotent: the step is taken under the alert's row lock and re-checked there, so a second
+    sweep (or a concurrent one) finds the deadline moved and does nothing; the outbox rows of a
+    step have unique keys per (alert, recipient, channel, level.repeat). Levels with nobody to
+    notify (no on-call clinician set) are skipped. After the last level the alert stays open
+    with no further deadline.
+    """
+    now = now or timezone.now()
+    actor = Actor.system()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .filter(pk=alert_id, state=AlertState.OPEN, next_escalation_at__lte=now)
+            .first()
+        )
+        if alert is None:
+            return False
+        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        chain = _chain(policy)
+        step = _next_step(chain, alert.escalation_level, alert.escalation_repeat)
+        users: list[int] = []
+        while step is not None:
+            users = _target_users(alert=alert, target=chain[step[0]]["target"], policy=policy)
+            if users:
+                break
+            _transition(
+                alert=alert,
+                actor=actor,
+                from_state=AlertState.OPEN,
+                to_state=AlertState.OPEN,
+                code=f"escalation_skipped:{chain[step[0]]['target']}",
+                level=step[0],
+            )
+            step = _next_step(chain, step[0], chain[step[0]]["repeat"])
+        if step is None:
+            alert.next_escalation_at = None
+            alert.save(update_fields=["next_escalation_at", "updated_at"])
+            _transition(
+                alert=alert,
+                actor=actor,
+                from_state=AlertState.OPEN,
+                to_state=AlertState.OPEN,
+                code="escalation_exhausted",
+                level=alert.escalation_level,
+            )
+            logger.warning("alert %s: escalation chain exhausted, still open", alert.pk)
+            return True
+        level, repeat = step
+        _outbox_users(
+            alert=alert,
+            user_ids=users,
+            level=level,
+            repeat=repeat,
+            policy=policy,
+            step=f"{level}.{repeat}",
+            now=now,
+        )
+        alert.escalation_level, alert.escalation_repeat = level, repeat
+        alert.next_escalation_at = now + dt.timedelta(minutes=int(chain[level]["delay_minutes"]))
+        alert.save(
+            update_fields=[
+                "escalation_level",
+                "escalation_repeat",
+                "next_escalation_at",
+                "updated_at",
+            ]
+        )
+        _transition(
+            alert=alert,
+            actor=actor,
+            from_state=AlertState.OPEN,
+            to_state=AlertState.OPEN,
+            code=f"escalated:{chain[level]['target']}:{repeat}",
+            level=level,
+        )
+        access_record(
+            actor=actor,
+            action="alert.escalate",
+            patient_id=alert.patient_id,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason=f"level {level}.{repeat}",
+        )
+        _relay_soon()
+    return True
+
+
+def escalation_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Escalate every open alert past its deadline (one step each). Safe to run at any rate,
+    twice, or concurrently: each step re-checks the deadline under the alert's row lock."""
+    now = now or timezone.now()
+    due = list(
+        Alert.objects.filter(state=AlertState.OPEN, next_escalation_at__lte=now)
+        .order_by("next_escalation_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    escalated = failed = 0
+    for alert_id in due:
+        try:
+            escalated += int(alert_escalate(alert_id=alert_id, now=now))
+        except Exception:
+            failed += 1
+            logger.exception("escalation of alert %s failed", alert_id)
+    return {"due": len(due), "escalated": escalated, "failed": failed}
+
+
+# --- notifications: the outbox -------------------------------------------------------------------
+def _alert_link(alert: Alert) -> str:
+    return f"{settings.VIGIL_PORTAL_BASE_URL.rstrip('/')}/portal/alerts/{alert.pk}"
+
+
+def _channels_for_users(*, tier: str, policy: EscalationPolicy) -> list[str]:
+    channels = [Channel.EMAIL.value]
+    if settings.VIGIL_ALERT_WEBHOOK_URL and tier in (policy.page_tiers or []):
+        channels.append(Channel.WEBHOOK.value)
+    return channels
+
+
+def _outbox_add(
+    *,
+    alert: Alert,
+    recipient_kind: str,
+    recipient_id: str,
+    channel: str,
+    level: int,
+    repeat: int,
+    step: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+) -> OutboxMessage:
+    key = f"{alert.pk}:{recipient_kind}:{recipient_id}:{channel}:{step}"
+    message, _ = OutboxMessage.objects.get_or_create(
+        idempotency_key=key,
+        defaults={
+            "alert": alert,
+            "recipient_kind": recipient_kind,
+            "recipient_id": recipient_id,
+            "channel": channel,
+            "level": level,
+            "repeat": repeat,
+            "payload": {**payload, "idempotency_key": key},
+            "next_attempt_at": now,
+        },
+    )
+    return message
+
+
+def _outbox_users(
+    *,
+    alert: Alert,
+    user_ids: Iterable[int],
+    level: int,
+    repeat: int,
+    policy: EscalationPolicy,
+    step: str,
+    now: dt.datetime,
+) -> None:
+    payload = {
+        "type": "alert",
+        "alert_id": str(alert.pk),
+        "tier": alert.tier,
+        "level": level,
+        "repeat": repeat,
+        "link": _alert_link(alert),
+    }
+    for user_id in dict.fromkeys(user_ids):
+        for channel in _channels_for_users(tier=alert.tier, policy=policy):
+            _outbox_add(
+                alert=alert,
+                recipient_kind=RecipientKind.USER,
+                recipient_id=str(user_id),
+                channel=channel,
+                level=level,
+                repeat=repeat,
+                step=step,
+                payload=payload,
+                now=now,
+            )
+
+
+def _notify_raised(
+    *, alert: Alert, patient: Patient, policy: EscalationPolicy, actor: Actor, now: dt.datetime
+) -> None:
+    users = _target_users(alert=alert, target=ChainTarget.TREATING_CLINICIAN, policy=policy)
+    if alert.tier == Tier.RED:  # a red alert also pages the on-call clinician
+        users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
+    _outbox_users(
+        alert=alert, user_ids=users, level=0, repeat=0, policy=policy, step="0.0", now=now
+    )
+    if alert.tier in (policy.emergency_contact_tiers or []):
+        _notify_emergency_contact(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
+
+
+def _notify_emergency_contact(
+    *, alert: Alert, patient: Patient, policy: EscalationPolicy, actor: Actor, now: dt.datetime
+) -> None:
+    """Only with the patient's "emergency_contact" consent, and only the clinic's own message."""
+    if not consent_has(patient=patient, scope=ConsentScope.EMERGENCY_CONTACT):
+        return
+    contact = EmergencyContact.objects.filter(patient=patient).first()
+    if contact is None:
+        return
+    clinic = patient.organisation
+    payload = {
+        "type": "emergency_contact",
+        "clinic": clinic.name,
+        "message": policy.emergency_contact_message.replace("{clinic}", clinic.name),
+    }
+    channels = []
+    if contact.email:
+        channels.append(Channel.EMAIL.value)
+    if contact.phone and settings.VIGIL_ALERT_WEBHOOK_URL:
+        channels.append(Channel.WEBHOOK.value)
+    for channel in channels:
+        _outbox_add(
+            alert=alert,
+            recipient_kind=RecipientKind.EMERGENCY_CONTACT,
+            recipient_id=str(contact.pk),
+            channel=channel,
+            level=0,
+            repeat=0,
+            step="0.0",
+            payload=payload,
+            now=now,
+        )
+    access_record(
+        actor=actor,
+        action="alert.emergency_contact_notify",
+        patient_id=patient.pk,
+        resource_type="EmergencyContact",
+        resource_id=contact.pk,
+        purpose="consented emergency-contact notification",
+    )
+
+
+def _outbox_cancel_reminders(*, alert: Alert, reason: str) -> None:
+    """Clinician notifications not yet handed to a relay are dropped once someone acts.
+    Messages to the emergency contact are kept (they are the clinic's own decision)."""
+    OutboxMessage.objects.filter(
+        alert=alert, state=OutboxState.PENDING, recipient_kind=RecipientKind.USER
+    ).update(state=OutboxState.CANCELLED, last_error=reason[:48], updated_at=timezone.now())
+
+
+def _kick_relay() -> None:
+    try:
+        from risk.tasks import outbox_relay as task
+
+        task.apply_async(retry=False, expires=120)
+    except Exception:
+        logger.warning("could not enqueue the outbox relay; the periodic relay will deliver")
+
+
+def _relay_soon() -> None:
+    """After commit, ask a worker to relay now (lower latency than the next beat tick).
+
+    Best effort and off the request's path: the enqueue runs in a short-lived daemon thread, so
+    a slow or unreachable broker never delays the response (the help button never waits on the
+    broker). If it fails, the periodic relay delivers; the alert and its outbox rows are
+    committed either way.
+    """
+    if not settings.VIGIL_ALERT_RELAY_ON_COMMIT:
+        return
+
+    def start() -> None:
+        threading.Thread(target=_kick_relay, name="vigil-relay-kick", daemon=True).start()
+
+    transaction.on_commit(start, robust=True)
+
+
+class DeliveryFailed(Exception):
+    """A delivery attempt failed; ``code`` is stored, ``permanent`` stops the retries."""
+
+    def __init__(self, code: str, *, permanent: bool = False) -> None:
+        super().__init__(code)
+        self.code = code[:48]
+        self.permanent = permanent
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over ``timestamp + "." + body``, hex, prefixed ``sha256=``."""
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def webhook_signature_verify(
+    *,
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: recompute, compare in constant time, refuse stale timestamps."""
+    try:
+        age = abs((now if now is not None else time.time()) - int(timestamp))
+    except ValueError:
+        return False
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    return age <= tolerance_seconds and hmac.compare_digest(expected, signature)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a signed POST is never re-sent elsewhere
+
+
+def _recipient_address(message: OutboxMessage) -> dict[str, Any]:
+    if message.recipient_kind == RecipientKind.USER:
+        user = User.objects.filter(pk=int(message.recipient_id)).first()
+        if user is None or not user.is_active:
+            raise DeliveryFailed("recipient_inactive", permanent=True)
+        return {"email": user.email or None}
+    contact = (
+        EmergencyContact.objects.filter(pk=message.recipient_id).select_related("patient").first()
+    )
+    if contact is None:
+        raise DeliveryFailed("recipient_gone", permanent=True)
+    if not consent_has(patient=contact.patient, scope=ConsentScope.EMERGENCY_CONTACT):
+        raise DeliveryFailed("consent_withdrawn", permanent=True)
+    return {"email": contact.email or None, "phone": contact.phone or None}
+
+
+def _send_email(message: OutboxMessage, address: dict[str, Any]) -> None:
+    to = address.get("email")
+    if not to:
+        raise DeliveryFailed("no_address", permanent=True)
+    payload = message.payload
+    if payload.get("type") == "emergency_contact":
+        subject = f"A message from {payload.get('clinic', 'your clinic')}"
+        body = str(payload.get("message", ""))
+    else:
+        subject = f"Vigil: a {payload.get('tier', '')} alert needs your attention"
+        body = (
+            "An alert for one of your patients needs your attention.\n\n"
+            f"Open it here: {payload.get('link', '')}\n\n"
+            f"Reference: {payload.get('alert_id', '')} (level {payload.get('level', 0)})\n"
+        )
+    key = message.idempotency_key
+    email = EmailMessage(
+        subject=subject,
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers={
+            "X-Vigil-Idempotency-Key": key,
+            "Message-ID": f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@vigil>",
+        },
+    )
+    try:
+        email.send(fail_silently=False)
+    except Exception as exc:
+        raise DeliveryFailed(f"smtp_{type(exc).__name__}".lower()) from None
+
+
+def _send_webhook(message: OutboxMessage, address: dict[str, Any]) -> None:
+    url = settings.VIGIL_ALERT_WEBHOOK_URL
+    secret = settings.VIGIL_ALERT_WEBHOOK_SECRET
+    if not url or not secret:
+        raise DeliveryFailed("webhook_not_configured", permanent=True)
+    if not url.startswith(("https://", "http://")):
+        raise DeliveryFailed("webhook_bad_url", permanent=True)
+    recipient: dict[str, Any] = {"kind": message.recipient_kind, "id": message.recipient_id}
+    if message.recipient_kind == RecipientKind.EMERGENCY_CONTACT:
+        if not address.get("phone"):
+            raise DeliveryFailed("no_address", permanent=True)
+        recipient["phone"] = address["phone"]
+    body = json.dumps(
+        {**message.payload, "recipient": recipient}, sort_keys=True, separators=(",", ":")
+    ).encode("utf-8")
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Vigil-Alerts/1",
+            "X-Vigil-Timestamp": timestamp,
+            "X-Vigil-Signature": webhook_signature(secret=secret, timestamp=timestamp, body=body),
+            "X-Vigil-Idempotency-Key": message.idempotency_key,
+        },
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=settings.VIGIL_ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryFailed(f"http_{exc.code}") from None
+    except TimeoutError:
+        raise DeliveryFailed("timeout") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        code = "timeout" if isinstance(reason, TimeoutError) else "connection_error"
+        raise DeliveryFailed(code) from None
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"http_{status}")
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    base = settings.VIGIL_ALERT_OUTBOX_BACKOFF_SECONDS
+    cap = settings.VIGIL_ALERT_OUTBOX_BACKOFF_MAX_SECONDS
+    return dt.timedelta(seconds=min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+def _claim(*, limit: int, now: dt.datetime) -> list[OutboxMessage]:
+    """Claim due messages: pending ones whose time has come, and ones whose sender's lease ran
+    out (it crashed between sending and marking). The conditional update is the claim: of two
+    relays racing for a row, one updates it and the other finds it taken. Where the database
+    can, candidates are read with ``FOR UPDATE SKIP LOCKED`` so relays do not even wait on each
+    other; elsewhere (SQLite) the two statements run in autocommit, so no read lock is held
+    while asking for the write lock (which SQLite would refuse as a deadlock).
+    """
+    due = Q(state=OutboxState.PENDING, next_attempt_at__lte=now) | Q(
+        state=OutboxState.SENDING, claimed_until__lt=now
+    )
+    token = uuid.uuid4()
+    lease = dt.timedelta(seconds=settings.VIGIL_ALERT_OUTBOX_LEASE_SECONDS)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic() if skip_locked else contextlib.nullcontext():
+        candidates = OutboxMessage.objects.filter(due).order_by("next_attempt_at")
+        if skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True)[:limit])
+        if not ids:
+            return []
+        OutboxMessage.objects.filter(due, pk__in=ids).update(
+            state=OutboxState.SENDING,
+            claim_token=token,
+            claimed_until=now + lease,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    return list(OutboxMessage.objects.filter(claim_token=token).order_by("next_attempt_at"))
+
+
+def _mark(message: OutboxMessage, **changes: Any) -> bool:
+    """Write the outcome only if this relay still holds the claim."""
+    changes.setdefault("updated_at", timezone.now())
+    return bool(
+        OutboxMessage.objects.filter(
+            pk=message.pk, state=OutboxState.SENDING, claim_token=message.claim_token
+        ).update(claim_token=None, claimed_until=None, **changes)
+    )
+
+
+def outbox_deliver(message: OutboxMessage) -> str:
+    """Send one claimed message and record the outcome: sent, retry later, or failed."""
+    try:
+        address = _recipient_address(message)
+        if message.channel == Channel.EMAIL:
+            _send_email(message, address)
+        else:
+            _send_webhook(message, address)
+    except DeliveryFailed as exc:
+        return _failed(message, exc.code, permanent=exc.permanent)
+    except Exception as exc:
+        logger.exception("outbox message %s: unexpected delivery error", message.pk)
+        return _failed(message, f"error_{type(exc).__name__}".lower(), permanent=False)
+    _mark(message, state=OutboxState.SENT, sent_at=timezone.now(), last_error="")
+    return OutboxState.SENT
+
+
+def _failed(message: OutboxMessage, code: str, *, permanent: bool) -> str:
+    if code == "consent_withdrawn":
+        _mark(message, state=OutboxState.CANCELLED, last_error=code)
+        return OutboxState.CANCELLED
+    if permanent or message.attempts >= settings.VIGIL_ALERT_OUTBOX_MAX_ATTEMPTS:
+        _mark(message, state=OutboxState.FAILED, last_error=code)
+        logger.error("outbox message %s failed for good: %s", message.pk, code)
+        return OutboxState.FAILED
+    _mark(
+        message,
+        state=OutboxState.PENDING,
+        last_error=code,
+        next_attempt_at=timezone.now() + _backoff(message.attempts),
+    )
+    logger.warning("outbox message %s: attempt %s failed (%s)", message.pk, message.attempts, code)
+    return OutboxState.PENDING
+
+
+def outbox_relay(
+    *,
+    limit: int = 200,
+    batch: int = 5,
+    budget_seconds: float = 60.0,
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Deliver due notifications, a few at a time, until none is due, ``limit`` were handled or
+    the time budget is spent (so a slow gateway never holds claims past the task's time limit).
+
+    At least once: a relay that dies after sending but before marking leaves the row claimed;
+    when its lease expires another relay sends it again with the same idempotency key (header
+    ``X-Vigil-Idempotency-Key``, in the webhook body, and the e-mail's Message-ID), on which
+    receivers de-duplicate. On our side a row is never sent by two relays at once and is marked
+    sent once.
+    """
+    started = time.monotonic()
+    counts = {"claimed": 0, "sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+    outcome_key = {"sent": "sent", "pending": "retry", "failed": "failed", "cancelled": "cancelled"}
+    while counts["claimed"] < limit and time.monotonic() - started < budget_seconds:
+        claimed = _claim(limit=min(batch, limit - counts["claimed"]), now=now or timezone.now())
+        if not claimed:
+            break
+        for message in claimed:
+            counts["claimed"] += 1
+            counts[outcome_key[outbox_deliver(message)]] += 1
+    return counts
+
+
+def alert_delivery_state(*, alert: Alert) -> list[dict[str, Any]]:
+    """Delivery state of an alert's notifications, for the portal and the admin."""
+    return [
+        {
+            "recipient_kind": m.recipient_kind,
+            "recipient_id": m.recipient_id,
+            "channel": m.channel,
+            "level": m.level,
+            "repeat": m.repeat,
+            "state": m.state,
+            "attempts": m.attempts,
+            "sent_at": m.sent_at,
+            "last_error": m.last_error,
+        }
+        for m in alert.outbox.order_by("created_at")
+    ]
+
+
+# --- intake: the producers that exist today ------------------------------------------------------
+def _local_date(patient: Patient, moment: dt.datetime) -> dt.date:
+    return moment.astimezone(zoneinfo.ZoneInfo(patient.timezone)).date()
+
+
+def help_request_alert(*, help_request: HelpRequest, new_emergency: bool) -> None:
+    """The help button's red alert, raised inside the press's own transaction (registered into
+    ``risk.intake.HELP_REQUEST_HANDLERS``). Nothing here touches the broker before commit."""
+    patient = Patient.objects.select_related("organisation").get(pk=help_request.patient_id)
+    moment = help_request.client_timestamp or help_request.received_at or timezone.now()
+    event = HelpPressed(
+        local_date=_local_date(patient, moment),
+        help_request_id=str(help_request.pk),
+        emergency_id=str(help_request.emergency_id),
+        new_emergency=new_emergency,
+    )
+    signal_evaluate(patient=patient, event=event)
+
+
+def questionnaire_alert(*, response: QuestionnaireResponse) -> list[RaiseResult]:
+    patient = Patient.objects.select_related("organisation").get(pk=response.patient_id)
+    event = QuestionnaireScored(
+        local_date=response.local_date,
+        response_id=str(response.pk),
+        instrument=response.instrument,
+        total=int(response.total),
+        item9=response.item9,
+    )
+    return signal_evaluate(patient=patient, event=event)
+
+
+def adherence_evaluate(*, patient: Patient, now: dt.datetime | None = None) -> list[RaiseResult]:
+    """Build the patient's adherence event from a bounded window of their inputs' local days and
+    evaluate it. Keyed by the last input's day, so one silence raises at most one alert."""
+    rule_set = rule_set_for(organisation=patient.organisation)
+    rules = rule_set.rules_for(Adherence.kind)
+    if not rules:
+        return []
+    window = max(int(r.params["window_days"]) for r in rules)
+    silent = max(int(r.params["days_silent_at_least"]) for r in rules)
+    today = _local_date(patient, now or timezone.now())
+    since = today - dt.timedelta(days=window + silent + 1)
+    days: set[dt.date] = set()
+    for model in (DiaryEntry, VideoSubmission, QuestionnaireResponse):
+        days.update(
+            model.objects.filter(patient=patient, local_date__gte=since, local_date__lte=today)
+            .values_list("local_date", flat=True)
+            .distinct()
+        )
+    if not days:
+        return []  # silent longer than the window: the silence was judged when it began
+    last = max(days)
+    first_counted = last - dt.timedelta(days=window - 1)
+    event = Adherence(
+        local_date=today,
+        days_silent=(today - last).days,
+        active_days_before=sum(1 for day in days if first_counted <= day <= last),
+        last_input_date=last,
+    )
+    return signal_evaluate(patient=patient, event=event)
+
+
+def adherence_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Evaluate non-adherence for every active patient (a few indexed queries each)."""
+    checked = raised = 0
+    patients = Patient.objects.filter(erased_at__isnull=True).select_related("organisation")
+    for patient in patients.iterator(chunk_size=200):
+        checked += 1
+        try:
+            raised += sum(r.created for r in adherence_evaluate(patient=patient, now=now))
+        except Exception:
+            logger.exception("adherence check of patient %s failed", patient.pk)
+    return {"checked": checked, "raised": raised}

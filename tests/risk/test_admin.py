@@ -1,0 +1,105 @@
+"""The admin: rule-set selection with threshold overrides and the escalation policy are validated
+and every change is audited; alerts and the outbox are read-only and show no encrypted content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from privacy.models import AccessEvent
+from risk.models import Alert, EscalationPolicy, RuleSetChange, RuleSetSelection
+from screening.models import User
+from tests.risk.conftest import phq9, submit_phq9
+
+
+@pytest.fixture
+def admin_client(rw: Any) -> tuple[Client, User]:
+    user = User.objects.create_superuser(
+        username="root-admin", email="root@clinic.test", password="x" * 16, role="admin"
+    )
+    client = Client()
+    client.force_login(user)
+    return client, user
+
+
+def _selection_form(clinic_id: int, overrides: str, version: str = "v1") -> dict[str, Any]:
+    return {"organisation": clinic_id, "version": version, "threshold_overrides": overrides}
+
+
+def test_a_rule_set_change_in_the_admin_is_validated_and_audited(rw, admin_client):
+    client, user = admin_client
+    clinic = rw.world.clinic
+    url = "/admin/risk/rulesetselection/add/"
+    assert client.get(url).status_code == 200
+
+    refused = client.post(url, _selection_form(clinic.pk, '{"phq9_item9": {"item9_at_least": 2}}'))
+    assert refused.status_code == 200 and b"may not be overridden" in refused.content
+    assert not RuleSetSelection.objects.exists()
+    assert not AccessEvent.objects.filter(action="risk.ruleset_change").exists()
+
+    saved = client.post(url, _selection_form(clinic.pk, '{"phq9_total": {"total_at_least": 18}}'))
+    assert saved.status_code == 302, saved.content[:500]
+    selection = RuleSetSelection.objects.get()
+    assert selection.threshold_overrides == {"phq9_total": {"total_at_least": 18}}
+    assert selection.updated_by == user
+    event = AccessEvent.objects.get(action="risk.ruleset_change")
+    assert (event.actor_id, event.resource_id) == (user.pk, str(selection.pk))
+
+    change_url = f"/admin/risk/rulesetselection/{selection.pk}/change/"
+    page = client.get(change_url)
+    assert page.status_code == 200 and b"total_at_least" in page.content
+    assert client.post(change_url, _selection_form(clinic.pk, "{}")).status_code == 302
+    assert AccessEvent.objects.filter(action="risk.ruleset_change").count() == 2
+    assert [c.after["threshold_overrides"] for c in RuleSetChange.objects.order_by("id")] == [
+        {"phq9_total": {"total_at_least": 18}},
+        {},
+    ]
+
+    # The clinic's new threshold is what the engine uses.
+    submit_phq9(rw.patient, phq9(18, 0))
+    assert not Alert.objects.exists()  # back to the default of 20 after the second change
+
+
+def test_an_escalation_policy_change_is_audited(rw, admin_client):
+    client, user = admin_client
+    policy = rw.policy
+    url = f"/admin/risk/escalationpolicy/{policy.pk}/change/"
+    assert client.get(url).status_code == 200
+    form = {
+        "organisation": rw.world.clinic.pk,
+        "red_ack_minutes": 3,
+        "orange_ack_minutes": 20,
+        "yellow_ack_time": "09:30",
+        "working_weekdays": "[0, 1, 2, 3, 4, 5]",
+        "non_working_dates": '["2025-12-25"]',
+        "chain": '[{"target": "care_team", "delay_minutes": 5, "repeat": 1}]',
+        "on_call": rw.on_call.pk,
+        "clinical_lead": rw.lead.pk,
+        "page_tiers": '["red"]',
+        "emergency_contact_tiers": '["orange"]',
+        "emergency_contact_message": "Please call {clinic}.",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content[:800]
+    policy = EscalationPolicy.objects.get()
+    assert (policy.red_ack_minutes, policy.chain[0]["target"]) == (3, "care_team")
+    assert AccessEvent.objects.filter(action="risk.policy_change", actor=user).count() == 1
+
+    bad = client.post(url, {**form, "chain": '[{"target": "nobody"}]'})
+    assert bad.status_code == 200
+    assert AccessEvent.objects.filter(action="risk.policy_change").count() == 1
+
+
+def test_alerts_are_read_only_in_the_admin_and_show_no_encrypted_content(rw, admin_client):
+    client, _ = admin_client
+    submit_phq9(rw.patient, phq9(3, 1))
+    alert = Alert.objects.get()
+    assert client.get("/admin/risk/alert/").status_code == 200
+    page = client.get(f"/admin/risk/alert/{alert.pk}/change/")
+    assert page.status_code == 200
+    assert b"phq9_item9" in page.content
+    assert b"response_id" not in page.content  # the evidence is not rendered
+    assert client.get("/admin/risk/alert/add/").status_code == 403
+    assert client.get("/admin/risk/outboxmessage/").status_code == 200

@@ -1,0 +1,210 @@
+"""Deadlines and escalation under a controlled clock: through every level of the chain, each
+level's delay and repeat count, idempotent sweeps, and yellow's "next working day at 10:00"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+from freezegun import freeze_time
+
+from risk import services, tasks
+from risk.models import Alert, AlertTransition, EscalationPolicy, OutboxMessage
+from risk.rules.engine import CrisisLanguage, HelpPressed, QuestionnaireScored
+from tests.risk.conftest import actor_for
+
+T0 = dt.datetime(2025, 6, 10, 14, 0, tzinfo=dt.UTC)  # a Tuesday
+
+
+def raise_red(rw, at: dt.datetime = T0) -> Alert:
+    with freeze_time(at):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient, event=HelpPressed(local_date=at.date(), help_request_id="press-1")
+        )
+    return result.alert
+
+
+def recipients(alert: Alert, level: int, repeat: int) -> set[str]:
+    return set(
+        OutboxMessage.objects.filter(alert=alert, level=level, repeat=repeat).values_list(
+            "recipient_id", flat=True
+        )
+    )
+
+
+def sweep(at: dt.datetime) -> dict[str, int]:
+    with freeze_time(at):
+        return tasks.escalation_sweep()
+
+
+def test_red_escalates_through_every_level_with_each_delay_and_repeat(rw):
+    alert = raise_red(rw)
+    assert alert.ack_deadline == T0 + dt.timedelta(minutes=5)
+    team = {str(rw.clinician.user_id), str(rw.member.user_id)}
+    on_call, lead = {str(rw.on_call.user_id)}, {str(rw.lead.user_id)}
+    assert recipients(alert, 0, 0) == {str(rw.clinician.user_id)} | on_call
+
+    # Default chain: treating (waits for the 5-minute deadline) -> care team (10 min, 1 repeat)
+    # -> on call (10 min, 2 repeats) -> clinical lead (15 min, 2 repeats).
+    expected = [
+        (5, 1, 0, team),
+        (15, 1, 1, team),
+        (25, 2, 0, on_call),
+        (35, 2, 1, on_call),
+        (45, 2, 2, on_call),
+        (55, 3, 0, lead),
+        (70, 3, 1, lead),
+        (85, 3, 2, lead),
+    ]
+    for minute, level, repeat, who in expected:
+        due = T0 + dt.timedelta(minutes=minute)
+        assert sweep(due - dt.timedelta(seconds=1))["escalated"] == 0, minute  # not yet
+        assert sweep(due)["escalated"] == 1, minute
+        alert.refresh_from_db()
+        assert (alert.escalation_level, alert.escalation_repeat) == (level, repeat)
+        assert recipients(alert, level, repeat) == who
+        assert sweep(due)["escalated"] == 0  # the same sweep again: nothing twice
+
+    alert.refresh_from_db()
+    assert alert.next_escalation_at == T0 + dt.timedelta(minutes=100)
+    assert sweep(T0 + dt.timedelta(minutes=100))["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.next_escalation_at is None and alert.state == "open"
+    codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
+    assert codes == [
+        "raised",
+        "escalated:care_team:0",
+        "escalated:care_team:1",
+        "escalated:on_call:0",
+        "escalated:on_call:1",
+        "escalated:on_call:2",
+        "escalated:clinical_lead:0",
+        "escalated:clinical_lead:1",
+        "escalated:clinical_lead:2",
+        "escalation_exhausted",
+    ]
+    assert sweep(T0 + dt.timedelta(days=1))["due"] == 0
+    # Every outbox row is unique per (alert, recipient, channel, level.repeat).
+    keys = list(OutboxMessage.objects.values_list("idempotency_key", flat=True))
+    assert len(keys) == len(set(keys)) == 2 + 2 * 2 + 3 + 3
+
+
+def test_a_sweep_run_twice_or_concurrently_creates_no_duplicates(rw):
+    alert = raise_red(rw)
+    due = T0 + dt.timedelta(minutes=5)
+    with freeze_time(due):
+        first = services.alert_escalate(alert_id=alert.pk)
+        second = services.alert_escalate(alert_id=alert.pk)  # a second worker, same tick
+        services.escalation_sweep()
+    assert (first, second) == (True, False)
+    assert OutboxMessage.objects.filter(level=1).count() == 2
+
+
+def test_acknowledging_stops_the_escalation(rw):
+    alert = raise_red(rw)
+    with freeze_time(T0 + dt.timedelta(minutes=2)):
+        services.alert_acknowledge(actor=actor_for(rw.clinician), alert_id=alert.pk)
+    assert sweep(T0 + dt.timedelta(hours=3)) == {"due": 0, "escalated": 0, "failed": 0}
+    assert not OutboxMessage.objects.filter(level__gt=0).exists()
+    # Reminders not yet handed to the relay are dropped once someone has acknowledged.
+    assert set(OutboxMessage.objects.values_list("state", flat=True)) == {"cancelled"}
+
+
+def test_levels_with_nobody_to_notify_are_skipped(rw):
+    EscalationPolicy.objects.filter(pk=rw.policy.pk).update(on_call=None)
+    alert = raise_red(rw)
+    sweep(T0 + dt.timedelta(minutes=5))  # care team
+    sweep(T0 + dt.timedelta(minutes=15))  # care team again
+    sweep(T0 + dt.timedelta(minutes=25))  # no on-call clinician: straight to the lead
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (3, 0)
+    assert AlertTransition.objects.filter(note_code="escalation_skipped:on_call").exists()
+    assert recipients(alert, 3, 0) == {str(rw.lead.user_id)}
+
+
+def test_a_clinic_configures_its_deadlines_and_chain(rw):
+    rw.policy.orange_ack_minutes = 12
+    rw.policy.chain = [
+        {"target": "treating_clinician", "delay_minutes": 3, "repeat": 2},
+        {"target": "clinical_lead", "delay_minutes": 7, "repeat": 0},
+    ]
+    rw.policy.save()
+    with freeze_time(T0):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient,
+            event=QuestionnaireScored(
+                local_date=T0.date(), response_id="r1", instrument="phq9", total=4, item9=1
+            ),
+        )
+    alert = result.alert
+    assert alert.ack_deadline == T0 + dt.timedelta(minutes=12)
+    steps = []
+    for minute in (12, 15, 18, 25):
+        sweep(T0 + dt.timedelta(minutes=minute))
+        alert.refresh_from_db()
+        steps.append((alert.escalation_level, alert.escalation_repeat))
+    assert steps == [(0, 1), (0, 2), (1, 0), (1, 0)]
+    alert.refresh_from_db()
+    assert alert.next_escalation_at is None  # exhausted after the lead
+
+
+@pytest.mark.parametrize(
+    ("raised_local", "closed", "expected_local"),
+    [
+        # Tuesday afternoon -> Wednesday 10:00.
+        ("2025-06-10T15:00", [], "2025-06-11T10:00"),
+        # Tuesday 02:00 -> still the next working day, Wednesday 10:00.
+        ("2025-06-10T02:00", [], "2025-06-11T10:00"),
+        # Friday -> Monday; the clocks went forward on Sunday 9 March (EST -> EDT).
+        ("2025-03-07T15:00", [], "2025-03-10T10:00"),
+        # Saturday -> Monday.
+        ("2025-06-14T09:00", [], "2025-06-16T10:00"),
+        # Thursday 3 July; the clinic is closed on Friday the 4th: Monday 7 July.
+        ("2025-07-03T16:00", ["2025-07-04"], "2025-07-07T10:00"),
+        # Friday before the clocks go back (2 November): Monday 10:00 EST.
+        ("2025-10-31T11:00", [], "2025-11-03T10:00"),
+    ],
+)
+def test_yellow_is_due_the_next_working_day_at_ten_clinic_time(
+    rw, raised_local, closed, expected_local
+):
+    tz = zoneinfo.ZoneInfo("America/New_York")  # the test clinic's zone
+    assert rw.world.clinic.timezone == "America/New_York"
+    rw.policy.non_working_dates = closed
+    raised = dt.datetime.fromisoformat(raised_local).replace(tzinfo=tz)
+    deadline = services.ack_deadline(tier="yellow", policy=rw.policy, raised_at=raised)
+    assert deadline == dt.datetime.fromisoformat(expected_local).replace(tzinfo=tz)
+    assert deadline.astimezone(tz).strftime("%H:%M") == "10:00"
+
+
+def test_a_yellow_alert_escalates_after_its_working_day_deadline(rw):
+    raised = dt.datetime(2025, 3, 7, 20, 0, tzinfo=dt.UTC)  # Friday 15:00 in New York
+    with freeze_time(raised):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient,
+            event=CrisisLanguage(
+                local_date=raised.date(), category="passive_ideation", source="text", source_ref="d"
+            ),
+        )
+    alert = result.alert
+    monday_ten = dt.datetime(2025, 3, 10, 14, 0, tzinfo=dt.UTC)  # 10:00 EDT
+    assert alert.ack_deadline == monday_ten
+    assert sweep(monday_ten - dt.timedelta(minutes=1))["escalated"] == 0
+    assert sweep(monday_ten)["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.escalation_level == 1
+
+
+def test_policy_validation(rw):
+    from django.core.exceptions import ValidationError
+
+    rw.policy.chain = [{"target": "the_moon", "delay_minutes": 5, "repeat": 0}]
+    with pytest.raises(ValidationError):
+        rw.policy.full_clean()
+    rw.policy.chain = [{"target": "care_team", "delay_minutes": 0, "repeat": 0}]
+    with pytest.raises(ValidationError):
+        rw.policy.full_clean()
+    rw.policy.chain = [{"target": "care_team", "delay_minutes": 5, "repeat": 0}]
+    rw.policy.on_call = rw.world.clinician
+    rw.policy.full_clean()
