@@ -393,6 +393,23 @@ def test_erasing_twice_is_a_no_op(
     assert AccessEvent.objects.count() == events
 
 
+def test_the_audit_chain_still_verifies_after_an_erasure(
+    world: Any, two: tuple[Stored, Stored], staff: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    from privacy.chain_verify import audit_chain_verify
+
+    patient = two[0].patient
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_erase(actor=staff_actor(staff), patient=patient, reason=REASON)
+    result = audit_chain_verify(store=False)
+    assert result.ok, result
+    erase_event = AccessEvent.objects.get(action="patient.erase", patient=patient)
+    assert erase_event.actor_id == staff.pk and erase_event.purpose == REASON
+    # The erased content is nowhere in the log.
+    for row in AccessEvent.objects.filter(patient=patient).values():
+        assert "Alice" not in str(row)
+
+
 def test_erase_command(
     world: Any, two: tuple[Stored, Stored], staff: User, django_capture_on_commit_callbacks: Any
 ) -> None:
