@@ -25,6 +25,7 @@ from privacy.auth import token_hash, token_issue
 from privacy.choices import ConsentScope
 from privacy.consent import consent_change, consent_document_publish, consent_state
 from privacy.models import ApiToken
+from risk.models import EscalationPolicy
 from screening.models import CareTeam, Clinician, DiaryEntry, Organisation, Patient, User
 from screening.services.diary import diary_entry_create
 from screening.services.people import (
@@ -155,6 +156,15 @@ class Command(BaseCommand):
                     last_name=last,
                 )
             )
+        for clinician in clinicians:  # e-mail notifications (printed by the local mail backend)
+            if not clinician.user.email:
+                clinician.user.email = f"{clinician.user.username}@riverside.example"
+                clinician.user.save(update_fields=["email"])
+        # Alerts escalate from the treating clinician to the on-call clinician and the lead.
+        EscalationPolicy.objects.get_or_create(
+            organisation=org,
+            defaults={"on_call": clinicians[1], "clinical_lead": clinicians[0]},
+        )
         if not User.objects.filter(username="auditor_lee").exists():
             auditor_create(
                 organisation=org,
