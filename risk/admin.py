@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from privacy.admin import ReadOnlyAdmin
 from privacy.audit import Actor
 from risk import models, services
 from risk.rules.loader import rule_sets
@@ -90,17 +91,6 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         services.escalation_policy_save(actor=Actor.from_request(request), policy=obj)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OutboxInline(admin.TabularInline):
