@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "privacy",
     "risk",
     "clinician_portal",
+    "clinician_portal.fhir",
 ]
 
 MIDDLEWARE = [

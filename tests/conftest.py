@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import freezegun
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -22,6 +23,31 @@ from tests.factories import (
     make_auditor,
     make_clinician,
     make_patient,
+)
+
+# freezegun reads every attribute of every loaded module when it starts. transformers' lazy
+# modules import each model's code on attribute access (some of it pulls pandas/pyarrow, which then
+# crash in the garbage collector): big ML libraries hold no clocks worth freezing, so skip them.
+freezegun.configure(
+    extend_ignore_list=[
+        "transformers",
+        "sentence_transformers",
+        "torch",
+        "spacy",
+        "thinc",
+        "librosa",
+        "numba",
+        "mediapipe",
+        "cv2",
+        "faster_whisper",
+        "ctranslate2",
+        "sklearn",
+        "scipy",
+        "pandas",
+        "pyarrow",
+        "presidio_analyzer",
+        "presidio_anonymizer",
+    ]
 )
 
 
