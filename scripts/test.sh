@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
+bash scripts/test_tools.sh
 export VIGIL_ENV=test
 export PYTHONUNBUFFERED=1
 PY=.venv/bin/python
