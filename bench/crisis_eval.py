@@ -1,0 +1,105 @@
+"""Per-user recall/precision of the crisis detector on a C-SSRS-labelled Reddit CSV (one-off).
+
+    .venv/bin/python bench/crisis_eval.py /work/shared/datasets/cssrs-reddit/dev.csv
+
+The CSV has columns ``User``, ``Post`` (a Python list literal of that user's posts) and ``Label``
+(``Supportive``, ``Indicator``, ``Ideation``, ``Behavior``, ``Attempt``). A user is *at risk* when
+labelled Ideation, Behavior or Attempt; the detector flags a user when the highest category over
+their posts reaches the threshold (default ``passive_ideation``). The dataset's authors replaced
+some words with medical concepts ("hurt" became "Pain", "depression" "Mental Depression");
+``--denormalise`` maps the few that matter here back before scanning. Prints figures only, never
+post text. Not part of the test suite (the data is not shipped with Vigil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from screening.ml.text.crisis import CATEGORIES, detect_crisis, detector_info
+
+AT_RISK = {"Ideation", "Behavior", "Attempt"}
+_RANK = {name: i for i, name in enumerate(CATEGORIES)}
+_DENORMALISE = [
+    (re.compile(r"\bPain (myself|yourself|himself|herself|themselves|me)\b"), r"hurt \1"),
+    (re.compile(r"\bMental Depression\b"), "depression"),
+    (re.compile(r"\bCrying Reflex, Abnormal\b"), "cry"),
+    (re.compile(r"\bHyperactive behavior\b"), "like"),
+    (re.compile(r"\bIrritable Mood\b"), "feel"),
+    (re.compile(r"\bVentricular Dysfunction, Left\b"), "left"),
+]
+
+
+def denormalise(text: str) -> str:
+    for pattern, replacement in _DENORMALISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def parse_posts(cell: str) -> tuple[list[str], bool]:
+    """The list of posts; a cell cut at 32,767 characters (a spreadsheet limit) is read whole."""
+    try:
+        value = ast.literal_eval(cell)
+    except (SyntaxError, ValueError):
+        return [cell], False
+    return [str(post) for post in value], True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("csv_path", type=Path)
+    parser.add_argument("--threshold", default="passive_ideation", choices=CATEGORIES[1:])
+    parser.add_argument("--denormalise", action="store_true")
+    args = parser.parse_args()
+
+    csv.field_size_limit(10_000_000)
+    rows = list(csv.DictReader(args.csv_path.open(encoding="utf-8")))
+    threshold = _RANK[args.threshold]
+    confusion: Counter[tuple[bool, bool]] = Counter()
+    by_label: Counter[tuple[str, str]] = Counter()
+    posts = chars = truncated = 0
+    started = time.perf_counter()
+    for row in rows:
+        user_posts, complete = parse_posts(row["Post"])
+        truncated += not complete
+        best = 0
+        for post in user_posts:
+            text = denormalise(post) if args.denormalise else post
+            posts += 1
+            chars += len(text)
+            best = max(best, _RANK[detect_crisis(text).category])
+        truth = row["Label"] in AT_RISK
+        confusion[(truth, best >= threshold)] += 1
+        by_label[(row["Label"], CATEGORIES[best])] += 1
+    elapsed = time.perf_counter() - started
+
+    tp, fn = confusion[(True, True)], confusion[(True, False)]
+    fp, tn = confusion[(False, True)], confusion[(False, False)]
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    info = detector_info()
+    print(f"detector {info.name} {info.version} sha256 {info.sha256[:16]}")
+    print(f"users {len(rows)}  posts {posts}  chars {chars}  seconds {elapsed:.1f}")
+    print(f"cells cut short (read as one text): {truncated}")
+    print(f"threshold >= {args.threshold}  denormalise={args.denormalise}")
+    print(f"TP {tp}  FN {fn}  FP {fp}  TN {tn}")
+    print(f"recall {recall:.3f}  precision {precision:.3f}  F1 {f1:.3f}")
+    labels = ["Supportive", "Indicator", "Ideation", "Behavior", "Attempt"]
+    print("label       " + " ".join(f"{c[:10]:>10}" for c in CATEGORIES))
+    for label in labels:
+        counts = " ".join(f"{by_label[(label, c)]:>10}" for c in CATEGORIES)
+        print(f"{label:<11} {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,575 @@
+"""Behavioural tests of the deterministic crisis-language detector (no Django, no models)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from screening.ml.artifacts import ModelInfo
+from screening.ml.text import crisis
+from screening.ml.text.crisis import (
+    CATEGORIES,
+    DETECTOR_NAME,
+    DETECTOR_VERSION,
+    CrisisResult,
+    CrisisSpan,
+    detect_crisis,
+    detector_info,
+    rules_fingerprint,
+)
+
+RANK = {name: i for i, name in enumerate(CATEGORIES)}
+
+
+def at_least(result: CrisisResult, category: str) -> bool:
+    return RANK[result.category] >= RANK[category]
+
+
+# --- the vocabulary is the risk engine's ---------------------------------------------------------
+
+
+def test_categories_match_the_risk_engine() -> None:
+    from risk.rules.engine import CRISIS_CATEGORIES
+
+    assert CATEGORIES == CRISIS_CATEGORIES
+    assert all(rule.category in CATEGORIES for rule in crisis.RULES)
+    assert all(rule.rule_id.split(".")[0] in CATEGORIES for rule in crisis.RULES)
+    ids = [rule.rule_id for rule in crisis.RULES]
+    assert len(ids) == len(set(ids))
+    # span ids built from rule ids must pass the engine's id check
+    assert all(re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", rule_id) for rule_id in ids)
+
+
+# --- crisis phrasings that must be caught (text, minimum category) -------------------------------
+
+MUST_CATCH: list[tuple[str, str]] = [
+    # passive ideation: wish to be dead, not wake up, not exist
+    ("I want to die", "passive_ideation"),
+    ("i just wanna die", "passive_ideation"),
+    ("honestly i wana die lol", "passive_ideation"),
+    ("Sometimes I wish I was dead.", "passive_ideation"),
+    ("I wish I could go to sleep and never wake up", "passive_ideation"),
+    ("i hope i don't wake up tomorrow", "passive_ideation"),
+    ("I don't want to live anymore.", "passive_ideation"),
+    ("I dont want to be alive", "passive_ideation"),
+    ("I just want to not be here anymore", "passive_ideation"),
+    ("Everyone would be better off if I was dead", "passive_ideation"),
+    ("honestly I'd be better off dead", "passive_ideation"),
+    ("I want to dissapear forever", "passive_ideation"),
+    ("I wish I'd never been born", "passive_ideation"),
+    ("There's no reason to live", "passive_ideation"),
+    ("I have nothing left to live for", "passive_ideation"),
+    ("I'm so tired of being alive", "passive_ideation"),
+    ("I hope a bus hits me on the way to work", "passive_ideation"),
+    ("WANT TO DIE", "passive_ideation"),
+    ("i  want   to\tdie", "passive_ideation"),
+    ("I want to die\u2026 so badly", "passive_ideation"),
+    ("I\u2019ve wanted to die for weeks now", "passive_ideation"),
+    ("Life isn't worth living", "passive_ideation"),
+    ("I keep thinking about dying", "passive_ideation"),
+    ("Part of me wants to die", "passive_ideation"),
+    ("I wish I wasn't alive", "passive_ideation"),
+    ("I'd rather be dead than feel like this", "passive_ideation"),
+    # active ideation: thoughts of killing oneself, self-harm intent, slang, method thoughts
+    ("I want to kill myself", "active_ideation"),
+    ("I keep thinking about killing myself", "active_ideation"),
+    ("i'm suicidal", "active_ideation"),
+    ("feeling suicidal af today", "active_ideation"),
+    ("Im so sucidal right now", "active_ideation"),
+    ("kms", "active_ideation"),
+    ("ugh i'm gonna kms fr", "active_ideation"),
+    ("I want to unalive myself", "active_ideation"),
+    ("thinking about sewerslide again", "active_ideation"),
+    ("i want to ctb", "active_ideation"),
+    ("I might just off myself", "active_ideation"),
+    ("I want to end it all", "active_ideation"),
+    ("I'm ready to end things", "active_ideation"),
+    ("I want to end my life", "active_ideation"),
+    ("I've been having suicidal thoughts", "active_ideation"),
+    ("I want to hurt myself", "active_ideation"),
+    ("I cut myself again last night", "active_ideation"),
+    ("I want to od on my meds", "active_ideation"),
+    ("I want to hang myself", "active_ideation"),
+    ("I keep thinking about jumping off the bridge", "active_ideation"),
+    ("I tried to kill myself last year", "active_ideation"),
+    ("I attempted suicide when I was 16", "active_ideation"),
+    ("I overdosed two years ago", "active_ideation"),
+    ("I've been thinking of taking my own life", "active_ideation"),
+    ("suicide seems like the only way out", "active_ideation"),
+    ("I want to commit suicide", "active_ideation"),
+    ("i should just kys", "active_ideation"),
+    ("I wanna kil my self", "active_ideation"),
+    ("Suicidal. Again.", "active_ideation"),
+    # plan: means, preparation, planning, research
+    ("I have pills saved up", "plan"),
+    ("I've been stockpiling my sleeping pills", "plan"),
+    ("I bought a rope", "plan"),
+    ("There's a gun in the drawer and I keep looking at it", "plan"),
+    ("I wrote a suicide note", "plan"),
+    ("I've been giving away my things", "plan"),
+    ("I've started saying my goodbyes", "plan"),
+    ("I have a plan to kill myself", "plan"),
+    ("I googled how many pills it takes to die", "plan"),
+    ("I've been looking up painless ways to die", "plan"),
+    ("I'm planning to end my life", "plan"),
+    ("I know exactly how I'm going to do it. I want to die", "plan"),
+    ("I tied a noose in my closet", "plan"),
+    # imminent intent: stated intent, timing, in progress, recent attempt
+    ("I'm going to kill myself tonight", "imminent_intent"),
+    ("I'm going to kill myself", "imminent_intent"),
+    ("I want to die. I'm going to do it.", "imminent_intent"),
+    ("I've taken the pills", "imminent_intent"),
+    ("I just took all my pills", "imminent_intent"),
+    ("tonight I'm going to end it all", "imminent_intent"),
+    ("this is my last night alive", "imminent_intent"),
+    ("by the time you read this I'll be gone", "imminent_intent"),
+    ("Im gonna jump off the bridge tonight", "imminent_intent"),
+    ("I tried to kill myself last night", "imminent_intent"),
+    ("I just tried to hang myself", "imminent_intent"),
+    ("I've decided to end my life this weekend", "imminent_intent"),
+    # distress: hopelessness, burden, can't go on
+    ("I can't go on like this", "distress"),
+    ("I feel so hopeless", "distress"),
+    ("I'm such a burden to everyone", "distress"),
+    ("I can't take it anymore", "distress"),
+]
+
+
+@pytest.mark.parametrize(("text", "minimum"), MUST_CATCH)
+def test_crisis_phrasings_are_caught(text: str, minimum: str) -> None:
+    result = detect_crisis(text)
+    assert at_least(result, minimum), (text, result)
+    assert result.spans, text
+
+
+def test_the_table_is_large_and_varied() -> None:
+    assert len(MUST_CATCH) >= 60
+    for category in CATEGORIES[1:]:
+        assert sum(1 for _, c in MUST_CATCH if c == category) >= 4, category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("I want to die", "passive_ideation"),
+        ("I want to kill myself", "active_ideation"),
+        ("I bought a rope", "plan"),
+        ("I'm going to kill myself tonight", "imminent_intent"),
+        ("I feel hopeless", "distress"),
+    ],
+)
+def test_canonical_phrases_get_exactly_their_category(text: str, category: str) -> None:
+    assert detect_crisis(text).category == category
+
+
+# --- negation, hypotheticals, third persons, quotes, fiction and idioms -------------------------
+
+MUST_NOT_RAISE: list[str] = [
+    # idioms and hyperbole
+    "this homework is killing me",
+    "I could die of embarrassment",
+    "killing it at the gym today",
+    "I'm dead tired",
+    "my grandma died last week",
+    "my phone died again",
+    "I'm dying to see that movie",
+    "that joke killed me lol",
+    "I'm going to kill my brother for eating my fries",
+    "I would kill for a pizza right now",
+    "I'm so dead if my mom finds out",
+    "I want to die my hair blue",
+    "I took my pills this morning like the doctor said",
+    "I hurt myself playing football",
+    "I cut myself shaving",
+    "I'd rather die than go to that party",
+    "I could sleep forever after that shift",
+    "Cross my heart and hope to die",
+    "I want to end it with my boyfriend",
+    "She drives me to drink",
+    "I want to kill this exam",
+    # negation and denial
+    "I would never kill myself",
+    "I don't want to die",
+    "I'm not suicidal",
+    "not suicidal, just tired",
+    "I'm not going to hurt myself",
+    "I have never tried to kill myself",
+    "No suicidal thoughts today",
+    "Suicidal thoughts: none",
+    "I haven't self-harmed in two years",
+    "I no longer want to die",
+    "I'd never take my own life",
+    "I've never felt suicidal",
+    # hypotheticals and questions to others
+    "If I ever felt like killing myself I'd call my therapist",
+    "if I wanted to die I would tell someone",
+    "Do you ever want to die?",
+    # third persons
+    "my friend wants to die",
+    "she tried to kill herself",
+    "My brother attempted suicide last year",
+    "He said he wants to kill himself",
+    "My mom overdosed when I was little",
+    "Aisha is suicidal and I'm scared for her",
+    "people told me to kill myself",
+    # quotes, reported speech, media, fiction
+    'The song goes "I want to die" and it is so catchy',
+    'my friend texted "I want to kill myself" and I called 911',
+    "the character wanted to die",
+    "In the movie he decides to end his life",
+    "the book is about a girl who wants to die",
+    "I volunteer at a suicide prevention hotline",
+    "We learned about suicide rates in class",
+    "Suicide Squad was a great movie",
+    "The nurse asked if I had thoughts of killing myself",
+]
+
+
+@pytest.mark.parametrize("text", MUST_NOT_RAISE)
+def test_benign_and_discounted_text_does_not_raise_ideation(text: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), (text, result)
+
+
+def test_the_benign_table_is_large() -> None:
+    assert len(MUST_NOT_RAISE) >= 30
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("I would never hurt myself", "negated"),
+        ("I don't want to die", "negated"),
+        ("not suicidal", "negated"),
+        ("if I ever felt like killing myself I'd call", "hypothetical"),
+        ("my friend wants to die", "third_person"),
+        ("she tried to kill herself", "third_person"),
+        ("John wants to die", "third_person"),
+        ('She kept saying "I want to die" in her sleep', "quoted"),
+        ("people told me to kill myself", "quoted"),
+        ("the character wanted to die", "fiction"),
+        ("In the song he sings that he wants to die", "third_person"),
+    ],
+)
+def test_discounted_matches_are_reported_in_flags(text: str, flag: str) -> None:
+    result = detect_crisis(text)
+    assert flag in result.flags, (text, result)
+    assert result.discounted, text
+    assert all(flag_ in crisis.DISCOUNT_FLAGS for d in result.discounted for flag_ in d.flags)
+    assert result.category in ("none", "distress")
+
+
+def test_first_person_alongside_third_person_still_counts() -> None:
+    result = detect_crisis("my brother died and now I want to die too")
+    assert result.category == "passive_ideation"
+    result = detect_crisis("She tried to kill herself last year, and I want to kill myself too")
+    assert result.category == "active_ideation"
+    assert "third_person" in result.flags
+    result = detect_crisis("My friend wants to die. Honestly so do I, I want to die.")
+    assert result.category == "passive_ideation"
+
+
+def test_negation_is_local_to_its_clause() -> None:
+    assert detect_crisis("I'm not okay and I want to die").category == "passive_ideation"
+    assert detect_crisis("I don't want to die, but I don't want to live either").at_least(
+        "passive_ideation"
+    )
+    assert detect_crisis("I'm not sure why but I want to kill myself").category == "active_ideation"
+
+
+def test_the_writer_quoting_themselves_counts() -> None:
+    result = detect_crisis('I told my therapist "I want to kill myself"')
+    assert result.category == "active_ideation"
+
+
+# --- past versus current ------------------------------------------------------------------------
+
+
+def test_past_attempt_counts_but_is_not_current_intent() -> None:
+    past = detect_crisis("I tried to kill myself three years ago")
+    assert past.category == "active_ideation"
+    recent = detect_crisis("I tried to kill myself yesterday")
+    assert recent.category == "imminent_intent"
+    assert RANK[recent.category] > RANK[past.category]
+
+
+def test_remote_past_ideation_is_lowered_and_flagged() -> None:
+    result = detect_crisis("I used to want to die when I was in high school")
+    assert result.category == "distress"
+    assert "past" in result.flags
+    # a present cue in the same clause keeps it current
+    again = detect_crisis("I was suicidal years ago and I'm suicidal again now")
+    assert again.category == "active_ideation"
+
+
+def test_in_progress_overdose_versus_a_past_one() -> None:
+    assert detect_crisis("I've taken all my pills").category == "imminent_intent"
+    assert detect_crisis("I've taken all my pills once before, years ago").category == (
+        "active_ideation"
+    )
+
+
+# --- spans --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("Today was long. Honestly I want to die.", "want to die"),
+        ("ok so... kms", "kms"),
+        ("We went out. I bought a rope on the way home.", "bought a rope"),
+        ("I'm going to kill myself tonight", "kill myself"),
+        ("sometimes i feel suicidal af", "suicidal"),
+        ("\u00c9mile says hi. I WANT TO DIE", "WANT TO DIE"),
+        ("I want to die\U0001f62d\U0001f62d", "want to die"),
+        ("\ufeffI want to die", "want to die"),
+    ],
+)
+def test_spans_point_at_the_key_phrase(text: str, phrase: str) -> None:
+    result = detect_crisis(text)
+    assert result.spans
+    covered = [text[span.start : span.end] for span in result.spans]
+    assert any(phrase in piece for piece in covered), covered
+    for span in result.spans:
+        assert 0 <= span.start < span.end <= len(text)
+        assert span.category in CATEGORIES[1:]
+        assert span.rule_id.split(".")[0] in CATEGORIES
+
+
+def test_offsets_survive_characters_that_change_length_when_lowered() -> None:
+    # "İ" lowers to two characters; offsets must still point into the original text
+    text = "\u0130stanbul was grey. I want to die."
+    result = detect_crisis(text)
+    assert [text[s.start : s.end] for s in result.spans] == ["want to die"]
+
+
+def test_highest_category_wins() -> None:
+    text = "I feel hopeless. I want to die. I have pills saved up. I'm going to do it tonight."
+    result = detect_crisis(text)
+    assert result.category == "imminent_intent"
+    categories = {span.category for span in result.spans}
+    assert {"distress", "passive_ideation", "plan", "imminent_intent"} <= categories
+    assert result.category == max(categories, key=RANK.__getitem__)
+
+
+def test_discounted_matches_never_raise_the_category() -> None:
+    text = "I feel hopeless. My friend says she is going to kill herself tonight."
+    result = detect_crisis(text)
+    assert result.category == "distress"
+    assert "third_person" in result.flags
+
+
+def test_a_weak_phrase_needs_an_anchor() -> None:
+    assert detect_crisis("I'm going to do it tonight, the essay is due").category == "none"
+    assert detect_crisis("I want to die. I'm going to do it tonight.").category == (
+        "imminent_intent"
+    )
+
+
+# --- invariance ---------------------------------------------------------------------------------
+
+TEMPLATES = [
+    "I told {name} I want to die.",
+    "{name} visited me in {place} and I want to kill myself.",
+    "I moved to {place} and I have pills saved up.",
+    "{name} wants to die.",
+    "I live in {place}. I feel hopeless.",
+    "{name} and I went to {place}. I'm not suicidal.",
+    "In {place} I'm going to kill myself tonight.",
+    "{name} said I was being dramatic. I'm suicidal.",
+]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_names_and_places_change_nothing(template: str) -> None:
+    results = []
+    for name, place in [("John", "London"), ("Aisha", "Lagos"), ("Nguyen Van An", "Ho Chi Minh")]:
+        result = detect_crisis(template.format(name=name, place=place))
+        results.append((result.category, result.flags, tuple(s.rule_id for s in result.spans)))
+    assert results[0] == results[1] == results[2], results
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I want to kill myself", "I have pills saved up", "I'm going to kill myself tonight"],
+)
+def test_case_punctuation_and_whitespace_do_not_matter(text: str) -> None:
+    base = detect_crisis(text).category
+    variants = [
+        text.upper(),
+        text.lower(),
+        text.replace(" ", "   "),
+        text.replace(" ", "\n"),
+        text + "!!!",
+        f"...{text}...",
+        text.replace("'", "\u2019"),
+        f"  {text}\t",
+    ]
+    for variant in variants:
+        assert detect_crisis(variant).category == base, variant
+
+
+def test_directional_adding_crisis_language_never_lowers_the_category() -> None:
+    base = "Work was fine, I had lunch with a friend."
+    assert detect_crisis(base).category == "none"
+    steps = ["I feel hopeless.", "I want to die.", "I bought a rope.", "I'll do it tonight."]
+    previous = 0
+    text = base
+    for step in steps:
+        text = f"{text} {step}"
+        rank = RANK[detect_crisis(text).category]
+        assert rank >= previous
+        previous = rank
+    assert previous == RANK["imminent_intent"]
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\x00\x01\x02", "\ud800", "\U0001f600" * 50, "a" * 10_000, "'" * 500, '"' * 501],
+)
+def test_odd_inputs_never_raise(text: str) -> None:
+    result = detect_crisis(text)
+    assert result.category in CATEGORIES
+    assert "detector_error" not in result.flags
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=6),
+            st.sampled_from(
+                [
+                    *(" ", ".", ",", "!", "?", "'", '"', "\n", "-", "kill", "myself", "die"),
+                    *("want to", "not ", "I ", "she ", "if ", "tonight", "pills", "years ago"),
+                    *("\u0130", "\x00"),
+                ]
+            ),
+        ),
+        max_size=60,
+    ).map("".join)
+)
+def test_any_string_is_handled(text: str) -> None:
+    result = detect_crisis(text)
+    assert result.category in CATEGORIES
+    assert "detector_error" not in result.flags
+    for span in result.spans:
+        assert 0 <= span.start < span.end <= len(text)
+    json.dumps(result.as_dict())
+
+
+def test_long_input_is_fast() -> None:
+    filler = (
+        "Today I went to the shops and had a long talk with my sister about school, work "
+        "and whether we should repaint the kitchen. "
+    )
+    tricky = "if if not not i i me my she he wants want to to to kill kill " * 3
+    text = (filler * 1_700 + tricky * 50)[:200_000] + " I want to die."
+    assert len(text) > 190_000
+    started = time.perf_counter()
+    result = detect_crisis(text)
+    elapsed = time.perf_counter() - started
+    assert result.category == "passive_ideation"
+    assert elapsed < 3.0, elapsed
+
+
+def test_pathological_repetition_is_fast_and_bounded() -> None:
+    text = "I want to kill myself. " * 9_000 + ("so " * 20_000) + "a " * 10_000
+    started = time.perf_counter()
+    result = detect_crisis(text)
+    elapsed = time.perf_counter() - started
+    assert result.category in ("active_ideation", "imminent_intent")
+    assert len(result.spans) <= crisis.MAX_SPANS
+    assert elapsed < 6.0, elapsed
+
+
+# --- results, provenance ------------------------------------------------------------------------
+
+
+def test_result_as_dict_carries_no_text() -> None:
+    text = "My name is Aisha and I want to kill myself"
+    result = detect_crisis(text)
+    data = result.as_dict()
+    blob = json.dumps(data)
+    assert "Aisha" not in blob and "kill" not in blob.replace("kill_self", "")
+    assert data["category"] == "active_ideation"
+    assert data["detector"] == DETECTOR_NAME
+    assert data["version"] == DETECTOR_VERSION == result.version
+    assert data["sha256"] == detector_info().sha256
+    assert data["spans"][0].keys() == {"start", "end", "category", "rule_id"}
+
+
+def test_spans_and_results_are_frozen() -> None:
+    result = detect_crisis("I want to die")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.category = "none"  # type: ignore[misc]
+    span = result.spans[0]
+    assert isinstance(span, CrisisSpan)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        span.start = 0  # type: ignore[misc]
+
+
+def test_detector_info_is_stable_and_tracks_the_rules() -> None:
+    info = detector_info()
+    assert isinstance(info, ModelInfo)
+    assert info.name == DETECTOR_NAME and info.version == DETECTOR_VERSION
+    assert re.fullmatch(r"[0-9a-f]{64}", info.sha256)
+    assert detector_info().sha256 == info.sha256 == rules_fingerprint()
+
+    changed = list(crisis.RULES)
+    changed[0] = dataclasses.replace(changed[0], pattern=changed[0].pattern + "|tonight")
+    assert rules_fingerprint(rules=changed) != info.sha256
+    recategorised = list(crisis.RULES)
+    recategorised[-1] = dataclasses.replace(recategorised[-1], category="passive_ideation")
+    assert rules_fingerprint(rules=recategorised) != info.sha256
+    cues = dict(crisis._CUE_SOURCES)
+    cues["negation"] = cues["negation"].replace("|nope", "")
+    assert rules_fingerprint(cues=cues) != info.sha256
+    assert rules_fingerprint(rules=list(crisis.RULES)) == info.sha256
+
+
+def test_every_rule_fires_on_something() -> None:
+    """No dead rules: each rule id is exercised by at least one phrase in the tables above."""
+    texts = [t for t, _ in MUST_CATCH] + [
+        "I'm standing on the bridge. I want to die.",
+        "tonight is the night. i want to die",
+        "the noose is around my neck",
+        "I'm overdosing right now",
+        "I bought a gun yesterday. I want to die.",
+        "my razor blades are in my drawer",
+        "the rope is ready",
+        "I've put my affairs in order",
+        "I made my will. I want to kill myself.",
+        "I picked a date. I want to die.",
+        "I went to the bridge to see where I would jump",
+        "did a practice run with the rope. i want to die",
+        "survived a suicide attempt",
+        "I almost killed myself last month",
+        "I want to end it. I want to die.",
+        "I'm saying goodbye to everyone. I want to die.",
+        "I won't be here much longer. I want to die",
+        "I won't be around much longer",
+        "I want death",
+        "I wish I was dead",
+        "I deserve to die",
+        "I want it all to end",
+        "I hate myself",
+        "I'm giving up on everything",
+        "I've been researching the lethal dose of tylenol",
+        "I'm gonna commit sudoku",
+        "this is goodbye",
+        "I want to take all my pills",
+        "I searched how to kill myself painlessly",
+    ]
+    fired = {span.rule_id for text in texts for span in detect_crisis(text).spans}
+    missing = {rule.rule_id for rule in crisis.RULES} - fired
+    assert not missing, sorted(missing)
