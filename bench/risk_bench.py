@@ -10,6 +10,9 @@ BENCH_DATABASE_URL; the figures in docs/benchmarks.md are PostgreSQL), seeds the
 1. starts gunicorn on 127.0.0.1 (a free port; 2 workers x 8 threads, stopped in a ``finally``)
    and drives it with ``--clients`` concurrent patients over keep-alive HTTP, each pressing help
    ``--presses`` times, then the same number of ``POST /api/v1/diary-entries`` as the comparison;
+   then, open loop, the same patients at fixed total arrival rates (``--rates``, Poisson, latency
+   from the scheduled arrival, so queueing counts): the realistic case of many patients who each
+   press rarely, as opposed to the closed loop's saturation;
    then checks in the database that every press has its HelpRequest, that each patient has
    exactly one open red alert, and counts the outbox rows. The alert relay on commit is off
    (``VIGIL_ALERT_RELAY_ON_COMMIT=false``): the notification is *queued* (outbox rows committed
@@ -115,6 +118,70 @@ def _drive(
     return latencies, time.perf_counter() - started, errors
 
 
+def _drive_open(
+    port: int,
+    tokens: list[str],
+    rate: float,
+    seconds: float,
+    path: str,
+    body: Callable[[], dict],
+    seed: int = 7,
+) -> tuple[list[float], float, list[str]]:
+    """Open loop: requests arrive at ``rate`` per second in all (Poisson, spread over the patients,
+    each on its own keep-alive connection), for ``seconds``. A request's latency runs from its
+    *scheduled* arrival, so time spent waiting behind a slow previous request of the same patient
+    counts (no coordinated omission). Returns the latencies (ms), the wall time (s), any errors."""
+    import random
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    per_client = rate / len(tokens)
+    start_gate = threading.Barrier(len(tokens) + 1)
+    t0: list[float] = []
+
+    def client(index: int, token: str) -> None:
+        rng = random.Random(seed * 1000 + index)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        mine: list[float] = []
+        start_gate.wait()
+        scheduled = t0[0] + rng.expovariate(per_client)
+        end = t0[0] + seconds
+        while scheduled < end:
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            payload = json.dumps(body()).encode()
+            try:
+                conn.request("POST", path, body=payload, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                done = time.perf_counter()
+                mine.append((done - scheduled) * 1000)
+                if response.status != 201:
+                    with lock:
+                        errors.append(str(response.status))
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                with lock:
+                    errors.append(type(exc).__name__)
+            scheduled += rng.expovariate(per_client)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i, t)) for i, t in enumerate(tokens)]
+    for thread in threads:
+        thread.start()
+    t0.append(time.perf_counter() + 0.05)
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - t0[0], errors
+
+
 def _row(name: str, latencies: list[float], wall: float) -> str:
     return (
         f"{name:<28} {len(latencies):>6} {_percentile(latencies, 0.5):>8.1f} "
@@ -192,6 +259,14 @@ def bench_concurrency(args: argparse.Namespace) -> None:
             port, tokens, args.presses, "/api/v1/diary-entries", diary_body
         )
         helps, help_wall, help_errors = _drive(port, tokens, args.presses, "/api/v1/help", dict)
+        open_rows = []
+        for rate in args.rates:
+            for name, path, body in (
+                ("POST /api/v1/diary-entries", "/api/v1/diary-entries", diary_body),
+                ("POST /api/v1/help", "/api/v1/help", dict),
+            ):
+                lat, wall, errs = _drive_open(port, tokens, rate, args.open_seconds, path, body)
+                open_rows.append((rate, name, lat, wall, errs))
     finally:
         proc.terminate()
         try:
@@ -219,6 +294,22 @@ def bench_concurrency(args: argparse.Namespace) -> None:
             f"{help_errors[:10]} ({len(help_errors)}); server log: {log}"
         )
 
+    if open_rows:
+        print()
+        print(
+            f"1b. Open loop: {args.clients} patients, Poisson arrivals at a fixed total rate for "
+            f"{args.open_seconds:.0f} s each; latency from the scheduled arrival"
+        )
+        print(
+            f"{'rate/s':>6} {'request':<28} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'mean ms':>8} {'errors':>6}"
+        )
+        for rate, name, lat, _wall, errs in open_rows:
+            print(
+                f"{rate:>6.0f} {name:<28} {len(lat):>6} {_percentile(lat, 0.5):>8.1f} "
+                f"{_percentile(lat, 0.99):>8.1f} {statistics.fmean(lat):>8.1f} {len(errs):>6}"
+            )
+
     presses = HelpRequest.objects.filter(patient_id__in=ids).count()
     per_patient = Patient.objects.filter(pk__in=ids).annotate(
         red=Count("alerts", filter=Q(alerts__state="open", alerts__tier="red"))
@@ -226,7 +317,9 @@ def bench_concurrency(args: argparse.Namespace) -> None:
     one_red = sum(1 for p in per_patient if p.red == 1)
     outbox = OutboxMessage.objects.filter(alert__patient_id__in=ids).count()
     alerts = Alert.objects.filter(patient_id__in=ids).count()
-    expected = args.clients * args.presses
+    expected = args.clients * args.presses + sum(
+        len(lat) + len(errs) for _r, name, lat, _w, errs in open_rows if name.endswith("help")
+    )
     ok = presses == expected and one_red == args.clients and outbox > 0 and not help_errors
     print(
         f"checks: {presses}/{expected} presses have a HelpRequest; "
@@ -399,6 +492,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--presses", type=int, default=20)
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="*",
+        default=[10.0, 25.0],
+        help="open-loop total arrival rates (requests/s) to measure after the closed loop",
+    )
+    parser.add_argument("--open-seconds", type=float, default=20.0)
     parser.add_argument("--evaluations", type=int, default=100_000)
     parser.add_argument("--sweep-patients", type=int, default=10_000)
     parser.add_argument("--sweep-limit", type=int, default=500)

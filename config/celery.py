@@ -4,12 +4,27 @@
 - ``media``: CPU-heavy media work (decode, prosody, face, transcript). Prefetch 1.
 - ``gpu``: batched model inference; served by CPU workers when no GPU exists.
 
-Reliability (why each setting):
+Reliability (why each setting; proved by ``tests/reliability/``, see ``docs/reliability.md``):
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a job whose worker dies is redelivered, not
   lost. Tasks are idempotent (they claim the row and skip finished work), so redelivery is safe.
+- Redelivery is bounded by the database, not the broker: each claim of a video counts an attempt
+  (``VIGIL_MEDIA_JOB_MAX_ATTEMPTS``); past the limit the job is failed with the reason
+  ``too_many_attempts`` (or ``timed_out`` by the reaper). That failed row, with its reason, is the
+  dead-letter record the patient and the clinic see; a poison video cannot loop forever.
 - ``worker_prefetch_multiplier = 1``: a worker holds one job at a time, so a slow video does not
   hold others hostage and a crash redelivers at most one job.
+- ``worker_cancel_long_running_tasks_on_connection_loss``: a worker that loses the broker can no
+  longer acknowledge what it runs, and the broker will hand those jobs out again; stop them rather
+  than run two copies.
 - ``visibility_timeout`` (Redis) is set in settings longer than the longest hard time limit.
+- ``task_time_limit`` is a default hard limit (15 min); there is deliberately no global soft limit:
+  Celery refuses to publish a task whose soft limit exceeds its hard limit, so a global soft
+  limit of 14 min made every task declared with a shorter hard limit (the stuck-job reaper, the
+  token purge) unpublishable, and beat silently never ran them. Tasks declare their own soft limit.
+- ``broker_connection_timeout`` / ``task_publish_retry_policy``: publishing happens on request paths
+  (an upload enqueues after commit). With the broker down or unreachable a publish gives up within
+  a few seconds instead of holding the request; the row is already committed and the reaper sends
+  it when the broker is back.
 - Results are not stored: tasks write their outcome to the database, where the API reads it.
 """
 
@@ -39,7 +54,14 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     task_time_limit=15 * 60,
-    task_soft_time_limit=14 * 60,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_connection_timeout=2.0,
+    task_publish_retry_policy={
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.25,
+        "interval_max": 0.5,
+    },
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
@@ -47,6 +69,18 @@ app.conf.update(
         "reap-stuck-media-jobs": {
             "task": "screening.tasks.media_jobs_reap",
             "schedule": 60.0,
+        },
+        # Scoring work (text, transcript, daily mood) a broker outage lost is sent again.
+        "reap-lost-scoring-jobs": {
+            "task": "screening.tasks.scoring_jobs_reap",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
+        # FHIR bulk-export jobs past their TTL are crypto-shredded (key, files, row).
+        "fhir-exports-expire": {
+            "task": "clinician_portal.fhir.tasks.fhir_exports_expire",
+            "schedule": 60.0 * 60,
+            "options": {"expires": 30 * 60},
         },
         "purge-expired-tokens": {
             "task": "privacy.tasks.tokens_purge_expired",
@@ -75,4 +109,4 @@ app.conf.update(
         },
     },
 )
-app.autodiscover_tasks(["screening", "privacy", "risk"])
+app.autodiscover_tasks(["screening", "privacy", "risk", "clinician_portal.fhir"])

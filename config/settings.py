@@ -17,7 +17,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import EnvError, env_bool, env_int, env_list, env_str
+from config.env import EnvError, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -326,6 +326,51 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10) or 10
+
+# --- scoring: text, media, fusion -------------------------------------------------------------
+# Devices: "auto" uses CUDA when torch sees a GPU, else the CPU; every GPU path falls back to CPU.
+VIGIL_TEXT_DEVICE = env_str("VIGIL_TEXT_DEVICE", "auto") or "auto"
+VIGIL_TEXT_QUANTIZED = env_bool("VIGIL_TEXT_QUANTIZED", False)
+VIGIL_TEXT_BATCH_SIZE = env_int("VIGIL_TEXT_BATCH_SIZE", 32) or 32
+VIGIL_MEDIA_DEVICE = env_str("VIGIL_MEDIA_DEVICE", "auto") or "auto"
+VIGIL_PROSODY_BACKEND = env_str("VIGIL_PROSODY_BACKEND", "torch") or "torch"
+VIGIL_MEDIA_FRAME_FPS = env_float("VIGIL_MEDIA_FRAME_FPS", 5.0) or 5.0
+VIGIL_MEDIA_FRAME_MAX_SIDE = env_int("VIGIL_MEDIA_FRAME_MAX_SIDE", 480) or 480
+VIGIL_FACE_MIN_PRESENCE = env_float("VIGIL_FACE_MIN_PRESENCE", 0.3) or 0.3
+VIGIL_TRANSCRIBE = env_bool("VIGIL_TRANSCRIBE", True)
+# Installed, hash-verified model files (manage.py install_models). Not under VIGIL_VAR_DIR: they
+# are installed once per checkout by the bootstrap, not per run.
+VIGIL_MODELS_DIR = env_str("VIGIL_MODELS_DIR", str(BASE_DIR / "var" / "models")) or str(
+    BASE_DIR / "var" / "models"
+)
+# Workers load the models in the background when they start (the first job is then not slower).
+VIGIL_WORKER_WARMUP = env_bool("VIGIL_WORKER_WARMUP", True)
+VIGIL_MOOD_BASELINE_DAYS = env_int("VIGIL_MOOD_BASELINE_DAYS", 28) or 28
+VIGIL_MOOD_BASELINE_MIN = env_int("VIGIL_MOOD_BASELINE_MIN", 5) or 5
+VIGIL_SCORING_REAP_DAYS = env_int("VIGIL_SCORING_REAP_DAYS", 7) or 7
+VIGIL_SCORING_REAP_COOLDOWN_SECONDS = env_int("VIGIL_SCORING_REAP_COOLDOWN_SECONDS", 600) or 600
+
+# --- clinician portal -----------------------------------------------------------------------------
+VIGIL_PORTAL_IDLE_TIMEOUT_SECONDS = env_int("VIGIL_PORTAL_IDLE_TIMEOUT_SECONDS", 900) or 900
+VIGIL_PORTAL_LOCKOUT_ATTEMPTS = env_int("VIGIL_PORTAL_LOCKOUT_ATTEMPTS", 5) or 5
+VIGIL_PORTAL_LOCKOUT_SECONDS = env_int("VIGIL_PORTAL_LOCKOUT_SECONDS", 900) or 900
+VIGIL_PORTAL_QUEUE_REFRESH_SECONDS = env_int("VIGIL_PORTAL_QUEUE_REFRESH_SECONDS", 15) or 15
+
+# --- FHIR R4B API ---------------------------------------------------------------------------------
+# Absolute base for links in Bundles (empty: derived from the request).
+VIGIL_FHIR_BASE_URL = env_str("VIGIL_FHIR_BASE_URL", "") or ""
+VIGIL_FHIR_PAGE_SIZE = env_int("VIGIL_FHIR_PAGE_SIZE", 50) or 50
+VIGIL_FHIR_MAX_PAGE_SIZE = env_int("VIGIL_FHIR_MAX_PAGE_SIZE", 1000) or 1000
+VIGIL_FHIR_EXPORT_DIR = env_str("VIGIL_FHIR_EXPORT_DIR", str(VAR_DIR / "fhir-export")) or str(
+    VAR_DIR / "fhir-export"
+)
+VIGIL_FHIR_EXPORT_PAGE_SIZE = env_int("VIGIL_FHIR_EXPORT_PAGE_SIZE", 1000) or 1000
+# Export jobs older than this are crypto-shredded (their data key, files and row).
+VIGIL_FHIR_EXPORT_TTL_HOURS = env_int("VIGIL_FHIR_EXPORT_TTL_HOURS", 24) or 24
+# Plaintext bytes per encrypted chunk of an export file.
+VIGIL_FHIR_EXPORT_CHUNK_BYTES = env_int("VIGIL_FHIR_EXPORT_CHUNK_BYTES", 65536) or 65536
+# Run $export in the request's process instead of a Celery task (tests, tiny installs).
+VIGIL_FHIR_EXPORT_EAGER = env_bool("VIGIL_FHIR_EXPORT_EAGER", False)
 
 # --- logging (IDs only: never patient text) ------------------------------------------------------
 LOG_LEVEL = env_str("VIGIL_LOG_LEVEL", "INFO") or "INFO"

@@ -11,10 +11,12 @@ api_v1 = ([*screening_api_urls.urlpatterns, *privacy_api_urls.urlpatterns], "api
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("fhir/", include("clinician_portal.fhir.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.liveness, name="healthz"),
     path("readyz", health.readiness, name="readyz"),
+    path("portal/", include("clinician_portal.urls")),
     path("admin/", admin.site.urls),
     path("", health.index, name="index"),
 ]

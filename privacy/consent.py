@@ -10,11 +10,12 @@ What a withdrawal does, in the transaction that records it:
 2. **Derived data goes, when asked.** A withdrawal with ``delete_derived=True`` (stored on the
    record) runs every *derived-data deleter* registered for that scope. The analysis stages
    register theirs (``@derived_deleter_register(scope, name=...)``) for the scores and features
-   they store. Today the only registered deleter is "video files" (voice and face analysis):
-   when the patient then holds none of voice, face or text analysis (which needs the video for its
-   transcript), the encrypted video files of all their videos are deleted from storage after the
-   transaction commits; the video rows stay (status, duration, no content). Withdrawing text
-   analysis deletes nothing today: no text-derived data is stored yet.
+   they store: "text scores" (text analysis: the diary and transcript analyses), "voice scores and
+   transcripts" (voice analysis: prosody features and the transcript), "face scores" (face
+   analysis), and "video files": when the patient then holds none of voice, face or text analysis
+   (which needs the video for its transcript), the encrypted video files of all their videos are
+   deleted from storage after the transaction commits; the video rows stay (status, duration, no
+   content). Daily mood scores that used the withdrawn data are deleted with it.
 
 Effects that did something (or a requested deletion) are recorded as one access event,
 ``consent.withdraw_effects``, with the counts as its purpose. Erasure (:mod:`privacy.erasure`)
@@ -70,7 +71,7 @@ _WORK_CANCELLERS: dict[str, WorkCanceller] = {}
 #: still granted, deletes what it owns (files after commit) and returns how many items.
 _DERIVED_DELETERS: dict[str, dict[str, DerivedDeleter]] = {}
 #: Modules that register effects when imported; loaded before the first withdrawal is applied.
-EFFECT_MODULES: list[str] = ["screening.services.videos"]
+EFFECT_MODULES: list[str] = ["screening.services.videos", "screening.services.scoring"]
 
 
 def work_canceller_register(name: str) -> Callable[[WorkCanceller], WorkCanceller]:

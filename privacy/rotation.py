@@ -20,6 +20,12 @@ once nothing references it any more. Resumable: records and files already under 
 skipped, and a run that finds a retired, not yet destroyed key continues that rotation instead of
 starting another. One access event, ``key.patient_rotate``, records the counts.
 
+Staff TOTP secrets (``clinician_portal.StaffTotp``) are sealed directly under a KEK, so KEK
+rotation re-seals them too, after the data keys, the same way: batches with ``SKIP LOCKED``,
+compare-and-swap, resumable, idempotent; a secret that cannot be opened is reported by user id
+(never its value) and counted; each batch writes one access event, ``key.totp_reseal``. A KEK is
+retirable only once neither a live data key nor a TOTP secret uses it.
+
 Reports carry ids and counts only, never patient content.
 """
 
@@ -102,6 +108,13 @@ class KekRotationReport:
     usage: dict[str, int] = field(default_factory=dict)
     loaded: tuple[str, ...] = ()
     active: str = ""
+    # Staff TOTP secrets (sealed directly under a KEK).
+    totp_resealed: int = 0  # (dry run: would be re-sealed)
+    totp_batches: int = 0
+    totp_changed_meanwhile: int = 0
+    totp_failed: dict[int, str] = field(default_factory=dict)  # user id -> reason
+    #: After the run: KEK id -> number of staff TOTP secrets sealed under it.
+    totp_usage: dict[str, int] = field(default_factory=dict)
 
     @property
     def remaining(self) -> int:
@@ -109,9 +122,18 @@ class KekRotationReport:
         return sum(n for kid, n in self.usage.items() if kid != self.target)
 
     @property
+    def totp_remaining(self) -> int:
+        """Staff TOTP secrets still sealed under another KEK than the target."""
+        return sum(n for kid, n in self.totp_usage.items() if kid != self.target)
+
+    @property
     def retirable(self) -> list[str]:
-        """Loaded KEKs other than the target that no live data key uses any more."""
-        return [kid for kid in self.loaded if kid != self.target and not self.usage.get(kid)]
+        """Loaded KEKs other than the target that no live data key or TOTP secret uses any more."""
+        return [
+            kid
+            for kid in self.loaded
+            if kid != self.target and not self.usage.get(kid) and not self.totp_usage.get(kid)
+        ]
 
 
 def kek_usage() -> dict[str, int]:
@@ -202,6 +224,49 @@ def _dry_run(*, to: str, batch_size: int, report: KekRotationReport, progress: A
             progress(len(rows))
 
 
+def totp_kek_usage() -> dict[str, int]:
+    """KEK id -> number of staff TOTP secrets sealed under it."""
+    from clinician_portal.services import totp_kek_usage as usage
+
+    return usage()
+
+
+def totp_reseal_pending(*, to: str) -> int:
+    from clinician_portal.services import totp_reseal_pending as pending
+
+    return pending(to=to)
+
+
+def _totp_rotate(
+    *, to: str, batch_size: int, actor: Actor, report: KekRotationReport, progress: Any
+) -> None:
+    from clinician_portal import services as portal
+
+    if report.dry_run:
+        report.totp_resealed, report.totp_failed = portal.totp_reseal_check(to=to)
+        return
+    exclude: set[int] = set()
+    while True:
+        batch = portal.totp_reseal_batch(to=to, batch_size=batch_size, exclude=exclude)
+        if not batch.seen:
+            return
+        report.totp_resealed += batch.resealed
+        report.totp_changed_meanwhile += batch.changed_meanwhile
+        report.totp_failed.update(batch.failed)
+        report.totp_batches += 1
+        access_record(
+            actor=actor,
+            action="key.totp_reseal",
+            resource_type="StaffTotp",
+            purpose=(
+                f"KEK rotation to {to}: batch {report.totp_batches}: {batch.resealed} staff TOTP "
+                f"secrets re-sealed, {len(batch.failed)} failed to open"
+            ),
+        )
+        if progress is not None:
+            progress(batch.seen)
+
+
 def kek_rotate(
     *,
     to: str,
@@ -210,7 +275,8 @@ def kek_rotate(
     actor: Actor | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> KekRotationReport:
-    """Re-wrap every live data key not yet under the key-encryption key ``to``.
+    """Re-wrap every live data key, and re-seal every staff TOTP secret, not yet under the
+    key-encryption key ``to``.
 
     ``to`` must be loaded in the keyring (:class:`KeyNotFound` otherwise). ``progress`` is called
     with the number of keys each batch handled. A dry run unwraps (to find keys that would fail)
@@ -236,7 +302,9 @@ def kek_rotate(
                 break
             if progress is not None:
                 progress(seen)
+    _totp_rotate(to=to, batch_size=batch_size, actor=actor, report=report, progress=progress)
     report.usage = kek_usage()
+    report.totp_usage = totp_kek_usage()
     return report
 
 

@@ -23,3 +23,75 @@ def alerts_visible_to(*, clinician: Clinician, active_only: bool = True) -> Quer
     if active_only:
         alerts = alerts.filter(state__in=ACTIVE_STATES)
     return alerts.distinct().order_by("-created_at")
+
+
+def alert_queue_for(
+    *,
+    clinician: Clinician,
+    tier: str | None = None,
+    state: str | None = None,
+    assignee: str | None = None,
+) -> QuerySet[Alert]:
+    """The portal's queue: the clinician's active alerts, red first, then by the time left to the
+    acknowledgement deadline (breached ones first). ``assignee``: ``"me"``, ``"unassigned"`` or a
+    clinician's id. Patient and assignee are joined (no query per row)."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    from risk.choices import Tier
+
+    alerts = alerts_visible_to(clinician=clinician, active_only=True)
+    if tier:
+        alerts = alerts.filter(tier=tier)
+    if state:
+        alerts = alerts.filter(state=state)
+    if assignee == "me":
+        alerts = alerts.filter(assigned_to=clinician)
+    elif assignee == "unassigned":
+        alerts = alerts.filter(assigned_to__isnull=True)
+    elif assignee and assignee.isdigit():
+        alerts = alerts.filter(assigned_to_id=int(assignee))
+    rank = Case(
+        When(tier=Tier.RED, then=Value(0)),
+        When(tier=Tier.ORANGE, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        alerts.select_related("patient", "assigned_to__user")
+        .only(  # what a queue row shows: not the encrypted evidence, nor the users' passwords
+            "id",
+            "tier",
+            "state",
+            "rule_id",
+            "ack_deadline",
+            "created_at",
+            "organisation_id",
+            "patient__id",
+            "patient__pseudonym",
+            "assigned_to__id",
+            "assigned_to__user__id",
+            "assigned_to__user__username",
+            "assigned_to__user__first_name",
+            "assigned_to__user__last_name",
+        )
+        .annotate(tier_rank=rank)
+        .order_by("tier_rank", "ack_deadline", "created_at")
+    )
+
+
+def alert_assignees_for(*, alert: Alert) -> QuerySet[Clinician]:
+    """Clinicians an alert may be reassigned to: the treating clinician, the patient's care team,
+    and the clinic's on-call clinician and clinical lead."""
+    policy = EscalationPolicy.objects.filter(organisation_id=alert.organisation_id).first()
+    extra = [pk for pk in (policy.on_call_id, policy.clinical_lead_id) if pk] if policy else []
+    return (
+        Clinician.objects.filter(organisation_id=alert.organisation_id, user__is_active=True)
+        .filter(
+            Q(pk=alert.patient.treating_clinician_id)
+            | Q(care_teams=alert.patient.care_team_id)
+            | Q(pk__in=extra)
+        )
+        .select_related("user")
+        .distinct()
+        .order_by("user__last_name", "user__username")
+    )

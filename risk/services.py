@@ -1221,3 +1221,139 @@ def adherence_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
         except Exception:
             logger.exception("adherence check of patient %s failed", patient.pk)
     return {"checked": checked, "raised": raised}
+
+
+# --- portal actions: manual escalation and reassignment -----------------------------------------
+def _level_users(
+    *, alert: Alert, chain: list[dict[str, Any]], start: int, policy: EscalationPolicy
+) -> tuple[int, list[int]] | None:
+    """The first chain level from ``start`` that has somebody to notify."""
+    for level in range(start, len(chain)):
+        users = _target_users(alert=alert, target=chain[level]["target"], policy=policy)
+        if users:
+            return level, users
+    return None
+
+
+def alert_escalate_manual(
+    *, actor: Actor, alert_id: uuid.UUID, now: dt.datetime | None = None
+) -> Alert:
+    """A clinician asks for help now: the alert moves to the next level of the chain that has
+    somebody to notify (open or acknowledged alerts). Raises :class:`AlertTransitionInvalid`
+    when the alert is closed or the chain has no further level."""
+    _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.escalate_manual")
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("patient").get(pk=alert_id)
+        if alert.state not in ACTIVE_STATES:
+            raise AlertTransitionInvalid(state=alert.state, wanted="escalated")
+        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        chain = _chain(policy)
+        found = _level_users(
+            alert=alert, chain=chain, start=alert.escalation_level + 1, policy=policy
+        )
+        if found is None:
+            raise AlertTransitionInvalid(state=alert.state, wanted="escalated")
+        level, users = found
+        transition = _transition(
+            alert=alert,
+            actor=actor,
+            from_state=alert.state,
+            to_state=alert.state,
+            code=f"escalated_manual:{chain[level]['target']}",
+            level=level,
+        )
+        _outbox_users(
+            alert=alert,
+            user_ids=users,
+            level=level,
+            repeat=0,
+            policy=policy,
+            step=f"manual-{transition.pk}",
+            now=now,
+        )
+        alert.escalation_level, alert.escalation_repeat = level, 0
+        if alert.state == AlertState.OPEN:
+            delay = int(chain[level]["delay_minutes"])
+            alert.next_escalation_at = now + dt.timedelta(minutes=delay)
+        alert.save(
+            update_fields=[
+                "escalation_level",
+                "escalation_repeat",
+                "next_escalation_at",
+                "updated_at",
+            ]
+        )
+        access_record(
+            actor=actor,
+            action="alert.escalate_manual",
+            patient_id=alert.patient_id,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason=f"level {level}",
+        )
+        _relay_soon()
+    return alert
+
+
+def alert_reassign(
+    *, actor: Actor, alert_id: uuid.UUID, clinician_id: int, now: dt.datetime | None = None
+) -> Alert:
+    """Give an active alert to another clinician who may handle it (the patient's treating
+    clinician, a member of their care team, or the clinic's on-call clinician or lead), and
+    notify them. Anyone else is refused (:class:`ValidationFailed`)."""
+    from config.errors import ValidationFailed
+    from screening.models import Clinician
+
+    _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.reassign")
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("patient").get(pk=alert_id)
+        if alert.state not in ACTIVE_STATES:
+            raise AlertTransitionInvalid(state=alert.state, wanted="reassigned")
+        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        target = (
+            Clinician.objects.filter(pk=clinician_id, organisation_id=alert.organisation_id)
+            .select_related("user")
+            .first()
+        )
+        eligible = target is not None and (
+            target.pk == alert.patient.treating_clinician_id
+            or target.care_teams.filter(pk=alert.patient.care_team_id).exists()
+            or target.pk in (policy.on_call_id, policy.clinical_lead_id)
+        )
+        if target is None or not eligible or not target.user.is_active:
+            raise ValidationFailed(
+                fields={"assignee": ["Choose a clinician of the patient's care team."]}
+            )
+        if target.pk == alert.assigned_to_id:
+            return alert
+        alert.assigned_to = target
+        alert.save(update_fields=["assigned_to", "updated_at"])
+        transition = _transition(
+            alert=alert,
+            actor=actor,
+            from_state=alert.state,
+            to_state=alert.state,
+            code="reassigned",
+            level=alert.escalation_level,
+        )
+        _outbox_users(
+            alert=alert,
+            user_ids=[target.user_id],
+            level=alert.escalation_level,
+            repeat=alert.escalation_repeat,
+            policy=policy,
+            step=f"reassign-{transition.pk}",
+            now=now,
+        )
+        access_record(
+            actor=actor,
+            action="alert.reassign",
+            patient_id=alert.patient_id,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            reason=f"to clinician {target.pk}",
+        )
+        _relay_soon()
+    return alert

@@ -141,3 +141,48 @@ class VideoSubmissionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+class _ScoreAdmin(admin.ModelAdmin):
+    """Read-only; encrypted fields (evidence excerpts, transcripts) are never shown here."""
+
+    encrypted: tuple[str, ...] = ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in self.model._meta.fields if f.name not in self.encrypted]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(models.TextAnalysis)
+class TextAnalysisAdmin(_ScoreAdmin):
+    encrypted = ("evidence",)
+    list_display = ("id", "patient", "source", "local_date", "crisis_category", "at_risk")
+    list_filter = ("source", "crisis_category", "at_risk")
+
+
+@admin.register(models.MediaAnalysis)
+class MediaAnalysisAdmin(_ScoreAdmin):
+    encrypted = ("transcript",)
+    list_display = ("id", "patient", "video", "local_date", "distress")
+
+
+@admin.register(models.DailyMoodScore)
+class DailyMoodScoreAdmin(_ScoreAdmin):
+    list_display = ("patient", "local_date", "score", "confidence", "abstained", "fusion_version")
+    list_filter = ("abstained", "fusion_version")
+
+
+@admin.register(models.FusionWeights)
+class FusionWeightsAdmin(_ScoreAdmin):
+    list_display = ("organisation", "created_at", "n_examples", "mae", "ccc", "fusion_version")

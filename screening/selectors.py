@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
 from config.errors import NotFound
 from privacy.audit import Actor, access_record
 from privacy.choices import AccessOutcome
-from screening.models import DiaryEntry, Patient, QuestionnaireResponse, VideoSubmission
+from screening.models import (
+    DailyMoodScore,
+    DiaryEntry,
+    MediaAnalysis,
+    Patient,
+    QuestionnaireResponse,
+    TextAnalysis,
+    VideoSubmission,
+)
 
 _RESOURCES: dict[str, type[models.Model]] = {
     "diary": DiaryEntry,
@@ -72,3 +83,64 @@ def patient_input_get(
         resource_id=row.pk,
     )
     return row
+
+
+# --- scores (portal / FHIR) ----------------------------------------------------------------------
+def daily_mood_for(
+    *, actor: Actor, patient: Patient, days: int = 90, until: dt.date | None = None
+) -> models.QuerySet[DailyMoodScore]:
+    """The patient's daily mood scores of the last ``days`` local days, newest first."""
+    until = until or timezone.localdate()
+    access_record(
+        actor=actor, action="mood.list", patient_id=patient.pk, resource_type="DailyMoodScore"
+    )
+    return DailyMoodScore.objects.filter(
+        patient=patient, local_date__gt=until - dt.timedelta(days=days), local_date__lte=until
+    ).order_by("-local_date")
+
+
+def text_analysis_for_entry(*, actor: Actor, entry_id: uuid.UUID) -> TextAnalysis | None:
+    """The text analysis of one diary entry (None: not scored, or no consent)."""
+    analysis = TextAnalysis.objects.filter(diary_entry_id=entry_id).first()
+    if analysis is not None:
+        access_record(
+            actor=actor,
+            action="text_analysis.read",
+            patient_id=analysis.patient_id,
+            resource_type="TextAnalysis",
+            resource_id=analysis.pk,
+        )
+    return analysis
+
+
+def media_analysis_for_video(*, actor: Actor, video_id: uuid.UUID) -> MediaAnalysis | None:
+    """The media analysis of one video (None: not analysed yet, failed, or no consent)."""
+    analysis = MediaAnalysis.objects.filter(video_id=video_id).first()
+    if analysis is not None:
+        access_record(
+            actor=actor,
+            action="media_analysis.read",
+            patient_id=analysis.patient_id,
+            resource_type="MediaAnalysis",
+            resource_id=analysis.pk,
+        )
+    return analysis
+
+
+def patient_scores_recent(
+    *, actor: Actor, patient: Patient, days: int = 14, until: dt.date | None = None
+) -> dict[str, list[Any]]:
+    """The patient's recent moods, text analyses and media analyses (newest first)."""
+    until = until or timezone.localdate()
+    since = until - dt.timedelta(days=days)
+    access_record(
+        actor=actor, action="scores.recent", patient_id=patient.pk, resource_type="Scores"
+    )
+    window = {"patient": patient, "local_date__gt": since, "local_date__lte": until}
+    return {
+        "moods": list(DailyMoodScore.objects.filter(**window).order_by("-local_date")),
+        "texts": list(TextAnalysis.objects.filter(**window).order_by("-local_date", "-created_at")),
+        "media": list(
+            MediaAnalysis.objects.filter(**window).order_by("-local_date", "-created_at")
+        ),
+    }

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from screening.services import videos
+from screening.services import scoring, videos
 
 # A database blip retries with backoff; anything else is the service's to record as a failure.
 _DB_RETRY = {
@@ -32,3 +33,55 @@ def video_process(video_id: str) -> None:
 @shared_task(name="screening.tasks.media_jobs_reap", time_limit=120, **_DB_RETRY)
 def media_jobs_reap() -> dict[str, int]:
     return videos.media_jobs_reap()
+
+
+# --- scoring (gpu queue: served by CPU workers where there is no GPU) ----------------------------
+# Idempotent: a re-run replaces the stored analysis and the risk engine counts each signal once,
+# so a redelivered message (acks_late) is harmless.
+@shared_task(
+    name="screening.tasks.text_analysis_run",
+    acks_late=True,
+    time_limit=5 * 60,
+    soft_time_limit=4 * 60,
+    **_DB_RETRY,
+)
+def text_analysis_run(entry_id: str) -> None:
+    scoring.text_analysis_run(entry_id=uuid.UUID(entry_id))
+
+
+@shared_task(
+    name="screening.tasks.transcript_analysis_run",
+    acks_late=True,
+    time_limit=5 * 60,
+    soft_time_limit=4 * 60,
+    **_DB_RETRY,
+)
+def transcript_analysis_run(video_id: str) -> None:
+    scoring.transcript_analysis_run(video_id=uuid.UUID(video_id))
+
+
+@shared_task(
+    name="screening.tasks.daily_mood_recompute",
+    acks_late=True,
+    time_limit=120,
+    soft_time_limit=100,
+    **_DB_RETRY,
+)
+def daily_mood_recompute(patient_id: str, local_date: str) -> None:
+    scoring.daily_mood_run(
+        patient_id=uuid.UUID(patient_id), local_date=dt.date.fromisoformat(local_date)
+    )
+
+
+@shared_task(
+    name="screening.tasks.scoring_jobs_reap", time_limit=120, soft_time_limit=100, **_DB_RETRY
+)
+def scoring_jobs_reap() -> dict[str, int]:
+    """Beat, every minute (default queue): re-send scoring work a broker outage lost."""
+    return scoring.scoring_jobs_reap()
+
+
+# Connects the worker_process_init handler that warms the models in each worker process (in a
+# background thread; VIGIL_WORKER_WARMUP turns it off). Imported here so that every worker that
+# registers these tasks gets it.
+from screening import worker as _worker  # noqa: E402, F401

@@ -22,7 +22,8 @@ fi
 want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 stamp="$VENV/.vigil-installed"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+  # Packages match; the model files (face, expression) are checked every time (fast when present).
+  exec "$VENV/bin/python" manage.py install_models --quiet
 fi
 
 echo "bootstrap: installing into $VENV (first run takes a few minutes)"
@@ -32,5 +33,6 @@ echo "bootstrap: installing into $VENV (first run takes a few minutes)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   -c requirements.lock -e ".[dev]"
+"$VENV/bin/python" manage.py install_models --quiet
 echo "$want" > "$stamp"
 echo "bootstrap: done"

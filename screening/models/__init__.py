@@ -14,18 +14,30 @@ from screening.models.people import (
     Patient,
     User,
 )
+from screening.models.scores import (
+    DailyMoodScore,
+    FusionWeights,
+    MediaAnalysis,
+    TextAnalysis,
+    TextSource,
+)
 
 __all__ = [
     "Auditor",
     "CareTeam",
     "Clinician",
+    "DailyMoodScore",
     "DiaryEntry",
     "Emergency",
     "EmergencyContact",
+    "FusionWeights",
     "HelpRequest",
+    "MediaAnalysis",
     "Organisation",
     "Patient",
     "QuestionnaireResponse",
+    "TextAnalysis",
+    "TextSource",
     "User",
     "VideoSubmission",
 ]

@@ -71,4 +71,8 @@ def diary_entry_create(
             resource_type="DiaryEntry",
             resource_id=entry.pk,
         )
+        if created:  # scored by a worker after the commit (never inside the request)
+            from screening.services.scoring import diary_entry_committed
+
+            diary_entry_committed(entry=entry)
     return entry, created

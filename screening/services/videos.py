@@ -31,7 +31,10 @@ from privacy.storage import (
 from screening.choices import VideoStage, VideoStatus
 from screening.ml.media.probe import MediaProbe, ProbeRejected, probe_media
 from screening.models import Patient, VideoSubmission
+from screening.services import media_analysis
 from screening.services.common import check_client_timestamp, local_day, resolve_timezone
+from screening.services.media_analysis import MediaOutcome
+from screening.services.scoring import media_analysis_record, transcript_analysis_enqueue
 
 logger = logging.getLogger("vigil.media")
 
@@ -204,13 +207,93 @@ def _analysis_allowed(patient: Patient) -> bool:
     return any(consent_has(patient=patient, scope=s) for s in ANALYSIS_SCOPES)
 
 
+ANALYSIS_FAILED_MESSAGE = "We could not analyse this video. Please record it again."
+
+
+def _progress(video: VideoSubmission, percent: int) -> None:
+    VideoSubmission.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
+        stage=VideoStage.ANALYSING, percent=max(10, min(90, percent)), updated_at=timezone.now()
+    )
+
+
+def _analyse(video: VideoSubmission, path: Path) -> MediaOutcome | None:
+    """The analysis stage (10 -> 90 %). None: the job failed and says why."""
+    patient = video.patient
+    voice = consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS)
+    face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
+    text = consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS)
+    _progress(video, 10)
+    try:
+        return media_analysis.media_analyse(
+            path=path,
+            voice=voice,
+            face=face,
+            text=text,
+            on_progress=lambda fraction: _progress(video, 10 + round(80 * fraction)),
+        )
+    except media_analysis.MediaAnalysisRejected as exc:
+        _fail(video, exc.reason, exc.message)
+    except Exception as exc:  # a bad video must never kill the worker: record and move on
+        logger.error("video %s analysis failed: %s", video.pk, type(exc).__name__)
+        _fail(video, "analysis_failed", ANALYSIS_FAILED_MESSAGE)
+    return None
+
+
+def _record(video: VideoSubmission, outcome: MediaOutcome) -> bool:
+    """Store the analysis, send its signals to risk and finish the job, in one transaction.
+    False: the row vanished or is no longer ours (erased, or failed by a consent withdrawal)."""
+    with transaction.atomic():
+        current = (
+            VideoSubmission.objects.select_for_update()
+            .select_related("patient")
+            .filter(pk=video.pk, status=VideoStatus.PROCESSING)
+            .first()
+        )
+        if current is None:
+            return False
+        if not outcome.empty:
+            media_analysis_record(
+                video=current,
+                prosody=outcome.prosody,
+                face=outcome.face,
+                quality_flags=outcome.quality_flags,
+                abstentions=outcome.abstentions,
+                distress=outcome.distress,
+                distress_confidence=outcome.distress_confidence,
+                transcript=outcome.transcript,
+                models_info=outcome.models_info,
+                timings_ms=outcome.timings_ms,
+                model_version=outcome.model_version,
+            )
+            if outcome.transcript and consent_has(
+                patient=current.patient, scope=ConsentScope.TEXT_ANALYSIS
+            ):
+                video_id = current.pk
+                transaction.on_commit(
+                    lambda: transcript_analysis_enqueue(video_id=video_id), robust=True
+                )
+        now = timezone.now()
+        VideoSubmission.objects.filter(pk=video.pk).update(
+            status=VideoStatus.DONE,
+            stage=VideoStage.COMPLETE,
+            percent=100,
+            finished_at=now,
+            updated_at=now,
+        )
+    return True
+
+
 def video_process(*, video_id: uuid.UUID) -> None:
     """Run a video's processing stages. Idempotent: finished or running jobs are left alone.
 
-    Today's stages: consent re-check at processing time, decrypt to a private temporary file,
-    verify every chunk's authentication and re-probe the decrypted media, and a last consent check
-    before the result is recorded (a withdrawal while the job ran wins). The analysis stages
-    (prosody, face, transcript) plug in after verification (the media issue).
+    Stages: consent re-check at processing time, decrypt to a private temporary file, verify
+    every chunk's authentication and re-probe the decrypted media, then analyse (prosody and
+    transcript under voice consent, face under face consent; stage ``analysing``, 10 -> 90 %),
+    and a last consent check before the result is recorded (a withdrawal while the job ran wins).
+    The analysis, its risk signals, the day's mood and the job's completion commit together; the
+    transcript is then scored on the ``gpu`` queue. A pipeline rejection fails the job with a
+    patient-actionable reason; any other analysis error fails it as ``analysis_failed``. The
+    decrypted temporary file is removed whatever happens.
 
     A row that no longer exists (the patient was erased) is nothing to do, whenever it vanishes.
     """
@@ -233,6 +316,10 @@ def video_process(*, video_id: uuid.UUID) -> None:
             name=video.storage_name, patient_id=patient.pk, object_id=video.pk
         ) as path:
             probe_media(path, max_seconds=settings.VIGIL_VIDEO_MAX_SECONDS)
+            if not _analysis_allowed(patient):
+                _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
+                return
+            outcome = _analyse(video, path)
     except (DecryptionFailed, KeyNotFound):
         _fail(
             video,
@@ -243,16 +330,12 @@ def video_process(*, video_id: uuid.UUID) -> None:
     except ProbeRejected as exc:
         _fail(video, exc.reason, MediaRejected(exc.reason).message)
         return
+    if outcome is None:
+        return
     if not _analysis_allowed(patient):
         _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
         return
-    VideoSubmission.objects.filter(pk=video.pk).update(
-        status=VideoStatus.DONE,
-        stage=VideoStage.COMPLETE,
-        percent=100,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
+    _record(video, outcome)
 
 
 def media_jobs_reap() -> dict[str, int]:

@@ -330,7 +330,7 @@ def test_rerun_when_done_changes_nothing(world: Any, data: Data, use_keyring: An
     with pytest.raises(CommandError, match="KEK test-1 is still used by 3 data keys"):
         run("rotate_keys", "--check-retirable", "test-1")
     out, _ = run("rotate_keys", "--to", "new-1", "--check-retirable", "test-1", "--no-progress")
-    assert "KEK test-1 is no longer used by any data key: it can be retired." in out
+    assert "KEK test-1 is no longer used by any data key or TOTP secret: it can be retired." in out
     keys_before = key_rows()
     events_before = AccessEvent.objects.count()
     out, err = run("rotate_keys", "--to", "new-1", "--no-progress")

@@ -6,6 +6,7 @@ Procedure (see README, "Keys, rotation and erasure"):
 2. Set ``VIGIL_ACTIVE_KEK_ID`` to the new key id, so new data keys are wrapped under it; restart
    web and workers.
 3. ``manage.py rotate_keys --to NEW`` (re-run it if it was interrupted: it continues).
+   Staff TOTP secrets (sealed directly under the KEK) are re-sealed in the same run.
 4. When it says "KEK OLD is no longer used by any data key" (or ``--check-retirable OLD`` exits
    0), remove the old key from the keyring and restart.
 """
@@ -21,7 +22,13 @@ from tqdm import tqdm
 from config.errors import KeyNotFound
 from privacy.audit import Actor
 from privacy.keys import keyring
-from privacy.rotation import kek_rotate, kek_rotation_pending, kek_usage
+from privacy.rotation import (
+    kek_rotate,
+    kek_rotation_pending,
+    kek_usage,
+    totp_kek_usage,
+    totp_reseal_pending,
+)
 from screening.models import User
 
 
@@ -69,12 +76,14 @@ class Command(BaseCommand):
             )
         actor = self._actor(options["by"])
         pending = kek_rotation_pending(to=target)
+        totp_pending = totp_reseal_pending(to=target)
         verb = "Checking" if options["dry_run"] else "Re-wrapping"
         self.stdout.write(
             f"{verb} {pending} data keys under KEK '{target}' (batches of {options['batch_size']})."
         )
+        self.stdout.write(f"{verb} {totp_pending} staff TOTP secrets under KEK '{target}'.")
         bar = tqdm(
-            total=pending,
+            total=pending + totp_pending,
             unit="key",
             desc="re-wrap",
             file=sys.stderr,
@@ -93,10 +102,13 @@ class Command(BaseCommand):
 
         for dek_id, reason in sorted(report.failed.items(), key=lambda item: str(item[0])):
             self.stderr.write(f"FAILED data key {dek_id} (under KEK {reason})")
+        for user_id, reason in sorted(report.totp_failed.items()):
+            self.stderr.write(f"FAILED staff TOTP secret of user {user_id} (under KEK {reason})")
         if report.dry_run:
             self.stdout.write(
                 f"Dry run: {report.rewrapped} data keys would be re-wrapped, "
-                f"{len(report.failed)} would fail. Nothing was changed."
+                f"{len(report.failed)} would fail; {report.totp_resealed} staff TOTP secrets "
+                f"would be re-sealed, {len(report.totp_failed)} would fail. Nothing was changed."
             )
         else:
             self.stdout.write(
@@ -104,21 +116,36 @@ class Command(BaseCommand):
                 f"{len(report.failed)} failed to unwrap; "
                 f"{report.changed_meanwhile} changed meanwhile."
             )
+            self.stdout.write(
+                f"Re-sealed {report.totp_resealed} staff TOTP secrets in {report.totp_batches} "
+                f"batches; {len(report.totp_failed)} failed to open; "
+                f"{report.totp_changed_meanwhile} changed meanwhile."
+            )
         usage = ", ".join(f"{kid}: {n}" for kid, n in report.usage.items()) or "none"
         self.stdout.write(f"Live data keys by KEK: {usage}.")
         if not report.dry_run:
             for kid, n in report.usage.items():
                 if kid != target and n:
                     self.stdout.write(f"KEK {kid} is still used by {n} data keys: keep it loaded.")
+            for kid, n in report.totp_usage.items():
+                if kid != target and n:
+                    self.stdout.write(
+                        f"KEK {kid} is still used by {n} staff TOTP secrets: keep it loaded."
+                    )
             for kid in report.retirable:
                 self.stdout.write(
-                    f"KEK {kid} is no longer used by any data key: it can be removed from the "
-                    "keyring."
+                    f"KEK {kid} is no longer used by any data key or TOTP secret: it can be "
+                    "removed from the keyring."
                 )
-        if report.failed:
+        if report.failed or report.totp_failed:
+            problems = []
+            if report.failed:
+                problems.append(f"{len(report.failed)} data keys could not be unwrapped")
+            if report.totp_failed:
+                problems.append(f"{len(report.totp_failed)} staff TOTP secrets could not be opened")
             raise CommandError(
-                f"{len(report.failed)} data keys could not be unwrapped (listed above); they are "
-                "still under their old KEK. Do not remove that KEK."
+                f"{' and '.join(problems)} (listed above); they are still under their old KEK. "
+                "Do not remove that KEK."
             )
         if options["check_retirable"]:
             self._check_retirable(options["check_retirable"])
@@ -127,7 +154,14 @@ class Command(BaseCommand):
         n = kek_usage().get(kid, 0)
         if n:
             raise CommandError(f"KEK {kid} is still used by {n} data keys: it cannot be retired.")
-        self.stdout.write(f"KEK {kid} is no longer used by any data key: it can be retired.")
+        totp = totp_kek_usage().get(kid, 0)
+        if totp:
+            raise CommandError(
+                f"KEK {kid} is still used by {totp} staff TOTP secrets: it cannot be retired."
+            )
+        self.stdout.write(
+            f"KEK {kid} is no longer used by any data key or TOTP secret: it can be retired."
+        )
 
     def _actor(self, username: str | None) -> Actor:
         if not username:

@@ -171,6 +171,12 @@ class Command(BaseCommand):
                 username="auditor_lee",
                 password=self._password(creds, "auditor_lee"),
             )
+        # The portal's second factor: demo staff get a known TOTP secret (kept across runs).
+        from clinician_portal.services import portal_demo_totp_ensure
+
+        totp = creds.setdefault("totp", {})
+        for username in ("dr_rivera", "dr_chen", "auditor_lee"):
+            totp[username] = portal_demo_totp_ensure(User.objects.get(username=username))
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "", self._password(creds, "admin"), role="admin")
         for scope, text in CONSENT_TEXT.items():
@@ -263,6 +269,8 @@ def summary(creds: dict[str, Any], base: str) -> str:
         f"  API            {base}/api/v1/",
         f"  API docs       {base}/api/docs/",
         f"  OpenAPI schema {base}/api/schema/",
+        f"  Clinician portal and auditor console {base}/portal/",
+        f"  FHIR R4B       {base}/fhir/metadata",
         f"  Admin          {base}/admin/",
         f"  Health         {base}/readyz",
         "",
@@ -270,6 +278,14 @@ def summary(creds: dict[str, Any], base: str) -> str:
     ]
     for username, password in creds["passwords"].items():
         lines.append(f"  {username:<14} {password}")
+    if creds.get("totp"):
+        lines += ["", "Portal second factor (TOTP secrets; add one to an authenticator app, or):"]
+        for username, secret in creds["totp"].items():
+            lines.append(f"  {username:<14} {secret}")
+        lines.append(
+            "  current code:  .venv/bin/python -c "
+            "\"import pyotp; print(pyotp.TOTP('SECRET').now())\""
+        )
     lines += ["", "Patient API tokens:"]
     for username, raw in creds["tokens"].items():
         lines.append(f"  {username:<14} {raw}")

@@ -37,7 +37,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.0.0"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.1.0"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -836,6 +836,43 @@ RULES: tuple[Rule, ...] = (
         r" born|died|not born|not here))|(?:everyone|everybody|they|world|family) (?:would|'d"
         r"|will) be (?:better off|happier) (?:if i (?:was|were|died|killed myself|was dead"
         r"|were dead))",
+        past_category=_DI,
+    ),
+    # burden + absence of self ("everyone would be better off without me", "no one would miss me
+    # if I was gone"): C-SSRS 1, wish to be dead / not alive. The subject (everyone, the world,
+    # my family, ...) is part of the match, so it is not read as a third person; a team, class or
+    # roster ("better off without me on the roster") is not a subject here and a trailing
+    # qualifier other than "here/around/in their lives/in it" ends the match (distress.burden
+    # still records the burden).
+    Rule(
+        "passive_ideation.better_off_without_me",
+        _PI,
+        r"(?:everyone|everybody|every one|every body|everyone else|everybody else|the world"
+        r"|this world|world|they|people|my (?:family|kids|children|parents|friends|partner|wife"
+        r"|husband|boyfriend|girlfriend|bf|gf|mom|mum|dad|mother|father|loved ones|son|daughter"
+        r"|sister|brother)|the people (?:i love|around me|in my life)|my loved ones|you|you all"
+        r"|y'all|yall|u|all of (?:you|them)|the earth)(?: would|'d|d| will|'ll| are|'re| is|'s"
+        r"| might| could) {ADV}(?:all )?(?:be )?{ADV}(?:much |a lot |way |far |so much )?"
+        r"(?:(?:a )?(?:better|happier|brighter|easier|nicer)(?: place| off)?) (?:without me(?:"
+        r" (?:here|around|alive|in (?:their|the|your|his|her) (?:lives|life|way)|in it|in this"
+        r" world|on this earth|in the picture))?(?: honestly| anyway| anyways| tbh| really| lol"
+        r"| probably| i think| i guess| i know| now| tho| though)?{CLAUSE_END}"
+        r"|if i (?:was|were|'m|am) (?:dead"
+        r"|gone|not here|not around|not alive|never born)|if i (?:wasn't|wasnt|weren't|werent"
+        r"|was not|were not) (?:here|around|alive|born|in (?:it|this world))|if i (?:died|didn't"
+        r" exist|didnt exist|never existed|killed myself|had never been born|'d never been born"
+        r"|was never born|were gone|was gone)|(?:once|when|after) i'?m (?:gone|dead))",
+        past_category=_DI,
+    ),
+    Rule(
+        "passive_ideation.no_one_would_miss_me",
+        _PI,
+        r"(?:no one|nobody|noone|no body|not one person|not a single person|not a soul)"
+        r" (?:would|will|'d|is going to|gonna) {ADV}(?:care|notice|miss me|cry|be sad|mourn me"
+        r"|grieve|remember me)(?: at all| anyway)? (?:if|when|once|after) (?:i'm|im|i am|i)"
+        r" (?:(?:was|were|am|'m) )?(?:gone|dead|died|not here|not around|wasn't here|wasnt here"
+        r"|weren't here|wasn't around|killed myself|didn't exist|didnt exist|never existed"
+        r"|disappeared(?: forever| for good)?{CLAUSE_END}|stopped existing|ended it)",
         past_category=_DI,
     ),
     Rule(

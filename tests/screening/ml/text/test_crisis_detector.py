@@ -76,6 +76,17 @@ MUST_CATCH: list[tuple[str, str]] = [
     ("Part of me wants to die", "passive_ideation"),
     ("I wish I wasn't alive", "passive_ideation"),
     ("I'd rather be dead than feel like this", "passive_ideation"),
+    # burden + absence of self (C-SSRS 1: wish to be dead / not alive), detector 1.1.0
+    ("Everyone would be better off without me.", "passive_ideation"),
+    ("the world would be better without me", "passive_ideation"),
+    ("no one would miss me if I was gone", "passive_ideation"),
+    ("I'm just a burden, they'd be better off if I wasn't here", "passive_ideation"),
+    ("My family would be better off without me", "passive_ideation"),
+    ("everyone's better off without me", "passive_ideation"),
+    ("you'd all be better off without me", "passive_ideation"),
+    ("the world would be a better place without me in it", "passive_ideation"),
+    ("I feel like my kids would be so much better off without me honestly", "passive_ideation"),
+    ("nobody would even notice if I died", "passive_ideation"),
     # active ideation: thoughts of killing oneself, self-harm intent, slang, method thoughts
     ("I want to kill myself", "active_ideation"),
     ("I keep thinking about killing myself", "active_ideation"),
@@ -228,6 +239,13 @@ MUST_NOT_RAISE: list[str] = [
     "We learned about suicide rates in class",
     "Suicide Squad was a great movie",
     "The nurse asked if I had thoughts of killing myself",
+    # burden wording that is not absence of self (detector 1.1.0)
+    "they'd be worse off without me",
+    "my team is better off without me on the roster this week",
+    "they would be better off without me for the weekend",
+    "Everyone would not be better off without me",
+    "my friend thinks everyone would be better off without her",
+    "nobody would notice if I disappeared for a week",
 ]
 
 
@@ -573,3 +591,53 @@ def test_every_rule_fires_on_something() -> None:
     fired = {span.rule_id for text in texts for span in detect_crisis(text).spans}
     missing = {rule.rule_id for rule in crisis.RULES} - fired
     assert not missing, sorted(missing)
+
+
+# --- burden + absence of self (detector 1.1.0) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Everyone would be better off without me.",
+        "the world would be better without me",
+        "no one would miss me if I was gone",
+        "I'm just a burden, they'd be better off if I wasn't here",
+    ],
+)
+def test_burden_with_absence_of_self_is_passive_ideation(text: str) -> None:
+    result = detect_crisis(text)
+    assert result.category == "passive_ideation", (text, result)
+    assert any(span.rule_id.startswith("passive_ideation.") for span in result.spans)
+
+
+def test_burden_without_absence_stays_distress() -> None:
+    # a burden statement with no wish to be gone is distress, not ideation
+    assert detect_crisis("I'm such a burden to everyone").category == "distress"
+    assert detect_crisis("no one would miss me").category == "distress"
+    # a group one leaves for a while (a roster, a weekend) is not absence of self
+    assert detect_crisis("my team is better off without me on the roster this week").category in (
+        "none",
+        "distress",
+    )
+
+
+def test_absence_of_self_said_by_someone_else_is_discounted() -> None:
+    result = detect_crisis("he said everyone would be better off without me")
+    assert result.category == "none"
+    assert "third_person" in result.flags
+
+
+def test_absence_of_self_in_the_remote_past_is_lowered() -> None:
+    result = detect_crisis("Years ago, I thought everyone would be better off without me")
+    assert result.category == "distress"
+    assert "past" in result.flags
+
+
+def test_detector_version_was_bumped_for_the_burden_rules() -> None:
+    assert DETECTOR_VERSION == "1.1.0"
+    ids = {rule.rule_id for rule in crisis.RULES}
+    assert {
+        "passive_ideation.better_off_without_me",
+        "passive_ideation.no_one_would_miss_me",
+    } <= ids

@@ -1,0 +1,165 @@
+"""Who is asking, what they may see: token -> principal (role, clinic, SMART scopes), and the
+patients each principal may see (care team and break-glass for clinicians, the clinic for
+auditors and integration clients)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from rest_framework import exceptions as drf
+
+from clinician_portal.fhir.errors import FhirError
+from clinician_portal.fhir.models import FhirTokenGrant
+from clinician_portal.fhir.scopes import Scope, scopes_allow, scopes_parse
+from privacy.audit import Actor, client_ip
+from privacy.auth import BearerTokenAuthentication
+from privacy.breakglass import BREAK_GLASS, clinician_patient_access
+from privacy.choices import Role
+from privacy.models import ApiToken, BreakGlassAccess
+from screening.models import Auditor, Clinician, Patient
+
+CLINICAL_TYPES = frozenset(
+    {
+        "Patient",
+        "Practitioner",
+        "Organization",
+        "CareTeam",
+        "QuestionnaireResponse",
+        "Observation",
+        "RiskAssessment",
+        "Flag",
+        "CommunicationRequest",
+        "Communication",
+        "Consent",
+        "Provenance",
+    }
+)
+#: What each kind of principal may ever see, whatever its token's scopes say.
+KIND_TYPES: dict[str, frozenset[str]] = {
+    "clinician": CLINICAL_TYPES,
+    "auditor": frozenset({"Consent", "AuditEvent"}),
+    "client": CLINICAL_TYPES | {"AuditEvent"},
+}
+DEFAULT_SCOPES = {
+    "clinician": "user/*.rs",
+    "auditor": "user/Consent.rs user/AuditEvent.rs",
+}
+CLIENT_ROLE = "fhir_client"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # clinician | auditor | client
+    user: Any
+    token: ApiToken
+    organisation_id: int
+    scopes: tuple[Scope, ...]
+    scope_text: str
+    actor: Actor
+    clinician: Clinician | None = None
+
+    def may(self, resource_type: str, interaction: str) -> bool:
+        return resource_type in KIND_TYPES[self.kind] and scopes_allow(
+            self.scopes, resource_type, interaction
+        )
+
+
+def principal_resolve(request: Any) -> Principal:
+    """The principal behind the request's bearer token; FhirError 401/403 otherwise."""
+    try:
+        result = BearerTokenAuthentication().authenticate(request)
+    except drf.AuthenticationFailed:
+        raise FhirError(401, "login", "Invalid or expired token.") from None
+    if result is None:
+        raise FhirError(401, "login", "Authentication required (Authorization: Bearer ...).")
+    user, token = result
+    return principal_for_token(user=user, token=token, ip=client_ip(request))
+
+
+def principal_for_token(*, user: Any, token: ApiToken, ip: str | None = None) -> Principal:
+    """The principal of a token already authenticated (also used by export jobs)."""
+    grant = FhirTokenGrant.objects.select_related("client").filter(token=token).first()
+    if grant is not None and grant.client is not None:
+        client = grant.client
+        if client.revoked_at is not None:
+            raise FhirError(401, "login", "Invalid or expired token.")
+        return Principal(
+            kind="client",
+            user=user,
+            token=token,
+            organisation_id=client.organisation_id,
+            scopes=scopes_parse(grant.scopes),
+            scope_text=grant.scopes,
+            actor=Actor(user_id=user.pk, role=CLIENT_ROLE, ip_address=ip),
+        )
+    role = str(getattr(user, "role", ""))
+    kind = {Role.CLINICIAN.value: "clinician", Role.AUDITOR.value: "auditor"}.get(role)
+    actor = Actor(user_id=user.pk, role=role, ip_address=ip)
+    if kind is None:
+        raise FhirError(403, "forbidden", "This API is for clinicians, auditors and clinics.")
+    scope_text = grant.scopes if grant is not None else DEFAULT_SCOPES[kind]
+    if kind == "clinician":
+        clinician = Clinician.objects.filter(user=user).first()
+        if clinician is None:
+            raise FhirError(403, "forbidden", "No clinician profile.")
+        return Principal(
+            kind=kind,
+            user=user,
+            token=token,
+            organisation_id=clinician.organisation_id,
+            scopes=scopes_parse(scope_text),
+            scope_text=scope_text,
+            actor=actor,
+            clinician=clinician,
+        )
+    auditor = Auditor.objects.filter(user=user).first()
+    if auditor is None:
+        raise FhirError(403, "forbidden", "No auditor profile.")
+    return Principal(
+        kind=kind,
+        user=user,
+        token=token,
+        organisation_id=auditor.organisation_id,
+        scopes=scopes_parse(scope_text),
+        scope_text=scope_text,
+        actor=actor,
+    )
+
+
+def patients_visible(principal: Principal) -> QuerySet[Patient]:
+    """The patients whose records the principal may see (erased patients excluded)."""
+    qs = Patient.objects.filter(organisation_id=principal.organisation_id, erased_at__isnull=True)
+    clinician = principal.clinician
+    if principal.kind != "clinician" or clinician is None:
+        return qs
+    glass = BreakGlassAccess.objects.filter(
+        clinician=clinician, expires_at__gt=timezone.now()
+    ).values("patient_id")
+    return qs.filter(
+        Q(treating_clinician=clinician)
+        | Q(care_team__in=clinician.care_teams.all())
+        | Q(pk__in=glass)
+    )
+
+
+def break_glass_purpose(principal: Principal, patient_id: Any) -> tuple[bool, str]:
+    """Whether access to this patient is through break-glass (and its stated reason)."""
+    clinician = principal.clinician
+    if principal.kind != "clinician" or clinician is None or patient_id is None:
+        return False, ""
+    patient = Patient.objects.filter(pk=patient_id).first()
+    if patient is None:
+        return False, ""
+    if clinician_patient_access(clinician=clinician, patient=patient) != BREAK_GLASS:
+        return False, ""
+    access = (
+        BreakGlassAccess.objects.filter(
+            clinician=clinician, patient=patient, expires_at__gt=timezone.now()
+        )
+        .order_by("-expires_at")
+        .first()
+    )
+    return True, access.reason if access else ""

@@ -1,0 +1,616 @@
+"""Reads behind the portal pages. Each page costs a fixed number of queries (no query per row);
+every read of a patient's data is recorded as an access event first.
+
+The daily mood score comes from ``screening.models.scores.DailyMoodScore`` when that model exists,
+and otherwise from the risk engine's per-day signals (``risk.PatientDaySignals.mood``), which hold
+the same fused score the rules read. Either may be empty: the pages then say "no scores yet".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import uuid
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from clinician_portal.charts import Marker, MoodPoint
+from config.errors import NotFound, PermissionDenied
+from privacy.audit import Actor, access_record
+from privacy.breakglass import clinician_patient_access
+from privacy.choices import AccessOutcome, ConsentScope
+from privacy.consent import consent_has
+from risk.choices import ACTIVE_STATES, Tier
+from risk.models import Alert, AlertEvidence, AlertTransition, PatientDaySignals
+from risk.selectors import alerts_visible_to
+from screening.models import (
+    Clinician,
+    DiaryEntry,
+    Patient,
+    QuestionnaireResponse,
+    VideoSubmission,
+)
+
+TIMELINE_DAYS = 90
+ADHERENCE_DAYS = 14
+BASELINE_DAYS = 28
+#: Without an interval from the model, the band is +/- this many points at confidence 0,
+#: shrinking linearly to nothing at confidence 1.
+BAND_AT_ZERO_CONFIDENCE = 4.0
+
+
+# --- the daily mood score, wherever it lives --------------------------------------------------
+def _scores_model(name: str) -> Any:
+    """A model of ``screening.models.scores`` (the scoring stages' results), or None where this
+    installation has no such model: the portal then shows what it has without it."""
+    try:
+        module = importlib.import_module("screening.models.scores")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+def _score_model() -> Any:
+    return _scores_model("DailyMoodScore")
+
+
+def _field_names(model: Any) -> set[str]:
+    return {f.name for f in model._meta.get_fields()}
+
+
+def _first(row: Any, names: Iterable[str]) -> Any:
+    for name in names:
+        value = getattr(row, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class DayScore:
+    day: dt.date
+    score: float | None
+    confidence: float | None
+    low: float | None
+    high: float | None
+    abstained: bool
+    explanation: str
+
+
+def _band(score: float, confidence: float | None) -> tuple[float, float]:
+    half = BAND_AT_ZERO_CONFIDENCE * (1 - max(0.0, min(1.0, confidence or 0.0)))
+    return max(-10.0, score - half), min(10.0, score + half)
+
+
+def _explain(score: float | None, confidence: float | None, abstained: bool) -> str:
+    """A plain-language sentence for a day (used when the model gave none)."""
+    if abstained or score is None:
+        return "No score: not enough reliable signal arrived that day."
+    if score <= -5:
+        mood = "very low"
+    elif score < -1:
+        mood = "low"
+    elif score <= 1:
+        mood = "about neutral"
+    elif score < 5:
+        mood = "good"
+    else:
+        mood = "very good"
+    sure = (
+        "fairly sure"
+        if (confidence or 0) >= 0.7
+        else "moderately sure"
+        if (confidence or 0) >= 0.4
+        else "unsure"
+    )
+    return f"Mood looked {mood} ({score:+.1f} on -10..+10); the estimate is {sure}."
+
+
+def mood_scores(
+    *, patient_ids: list[uuid.UUID], since: dt.date, until: dt.date
+) -> dict[uuid.UUID, list[DayScore]]:
+    """Daily scores of several patients between two local dates (inclusive), oldest first, in
+    two queries: the fused ``DailyMoodScore`` rows (abstentions included, as gaps), and the risk
+    engine's day signals for days without such a row."""
+    found: dict[tuple[uuid.UUID, dt.date], DayScore] = {}
+    model = _score_model()
+    if model is not None:
+        names = _field_names(model)
+        date_field = "local_date" if "local_date" in names else "date"
+        wanted = {
+            "patient",
+            date_field,
+            "score",
+            "fused_score",
+            "mood",
+            "confidence",
+            "abstained",
+            "ci_low",
+            "ci_high",
+            "band_low",
+            "band_high",
+            "lower",
+            "upper",
+            "explanation",
+        }
+        rows = model.objects.filter(
+            **{
+                "patient_id__in": patient_ids,
+                f"{date_field}__gte": since,
+                f"{date_field}__lte": until,
+            }
+        ).only(*sorted(wanted & names))  # not the JSON columns: they are not shown
+        for row in rows:
+            score = _first(row, ("score", "fused_score", "mood"))
+            confidence = _first(row, ("confidence",))
+            abstained = bool(getattr(row, "abstained", False)) or score is None
+            low = _first(row, ("ci_low", "band_low", "lower"))
+            high = _first(row, ("ci_high", "band_high", "upper"))
+            if not abstained and (low is None or high is None):
+                low, high = _band(float(score), confidence)
+            explanation = _first(row, ("explanation",))
+            day = getattr(row, date_field)
+            found[(row.patient_id, day)] = DayScore(
+                day=day,
+                score=None if abstained else float(score),
+                confidence=None if confidence is None else float(confidence),
+                low=None if abstained or low is None else float(low),
+                high=None if abstained or high is None else float(high),
+                abstained=abstained,
+                explanation=str(explanation or _explain(score, confidence, abstained)),
+            )
+    signals = PatientDaySignals.objects.filter(
+        patient_id__in=patient_ids,
+        local_date__gte=since,
+        local_date__lte=until,
+        mood__isnull=False,
+    )
+    for row in signals.only("patient_id", "local_date", "mood", "mood_confidence"):
+        if (row.patient_id, row.local_date) in found or row.mood is None:
+            continue
+        low, high = _band(row.mood, row.mood_confidence)
+        found[(row.patient_id, row.local_date)] = DayScore(
+            day=row.local_date,
+            score=row.mood,
+            confidence=row.mood_confidence,
+            low=low,
+            high=high,
+            abstained=False,
+            explanation=_explain(row.mood, row.mood_confidence, False),
+        )
+    out: dict[uuid.UUID, list[DayScore]] = defaultdict(list)
+    for (patient_id, _day), score in sorted(found.items(), key=lambda item: item[0][1]):
+        out[patient_id].append(score)
+    return out
+
+
+def _trend(scores: list[DayScore], today: dt.date) -> float | None:
+    """Mean of the last 7 days' scores minus the mean of the 7 before (None without both)."""
+    recent = [s.score for s in scores if s.score is not None and (today - s.day).days < 7]
+    before = [s.score for s in scores if s.score is not None and 7 <= (today - s.day).days < 14]
+    if not recent or not before:
+        return None
+    return sum(recent) / len(recent) - sum(before) / len(before)
+
+
+# --- who may see which patient ------------------------------------------------------------------
+def patient_for_clinician(
+    *, actor: Actor, clinician: Clinician, pseudonym: str
+) -> tuple[Patient, str]:
+    """The patient and why the clinician may see them (``care_team`` or ``break_glass``).
+
+    Another clinic's patient, an erased one or an unknown pseudonym: :class:`NotFound` (nothing
+    said about other clinics). A patient of the clinic outside the clinician's care teams:
+    :class:`PermissionDenied`, recorded as a denied access (the page offers break-glass).
+    """
+    patient = (
+        Patient.objects.select_related("organisation", "care_team", "treating_clinician__user")
+        .filter(pseudonym=pseudonym, organisation_id=clinician.organisation_id)
+        .first()
+    )
+    if patient is None or patient.erased_at is not None:
+        raise NotFound("No such patient.")
+    access = clinician_patient_access(clinician=clinician, patient=patient)
+    if access is None:
+        access_record(
+            actor=actor,
+            action="portal.patient.view",
+            patient_id=patient.pk,
+            outcome=AccessOutcome.DENIED,
+            resource_type="Patient",
+            resource_id=patient.pk,
+            status_code=403,
+            reason="not_in_care_team",
+        )
+        raise PermissionDenied("This patient is not in your care teams.")
+    return patient, access
+
+
+def alert_for_clinician(*, actor: Actor, clinician: Clinician, alert_id: uuid.UUID) -> Alert:
+    """One alert the clinician sees (open or closed). Another clinic's, or none: NotFound; one of
+    the clinic outside the clinician's view: PermissionDenied (recorded)."""
+    alert = (
+        Alert.objects.select_related(
+            "patient", "assigned_to__user", "acknowledged_by", "resolved_by"
+        )
+        .filter(pk=alert_id, organisation_id=clinician.organisation_id)
+        .first()
+    )
+    if alert is None:
+        raise NotFound("No such alert.")
+    if not alerts_visible_to(clinician=clinician, active_only=False).filter(pk=alert.pk).exists():
+        access_record(
+            actor=actor,
+            action="portal.alert.view",
+            patient_id=alert.patient_id,
+            outcome=AccessOutcome.DENIED,
+            resource_type="Alert",
+            resource_id=alert.pk,
+            status_code=403,
+            reason="not_in_care_team",
+        )
+        raise PermissionDenied("This alert belongs to another care team.")
+    return alert
+
+
+# --- alert detail -------------------------------------------------------------------------------
+@dataclass
+class EvidenceView:
+    rule_id: str
+    rule_set_version: str
+    tier: str
+    event_kind: str
+    local_date: dt.date
+    created_at: dt.datetime
+    facts: list[tuple[str, str]]
+    #: (before, matched, after) of a de-identified excerpt, when the evidence carries one.
+    excerpt: tuple[str, str, str] | None = None
+
+
+_HIDDEN_KEYS = {"rule_set", "excerpt", "span", "spans", "deterministic"}
+
+
+def _excerpt(snapshot: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A de-identified excerpt with its matched span, if a text analysis put one in evidence
+    (``excerpt`` plus ``span`` = [start, end], or ``spans`` = [[start, end], ...])."""
+    text = snapshot.get("excerpt")
+    if not isinstance(text, str) or not text:
+        return None
+    span = snapshot.get("span") or (snapshot.get("spans") or [None])[0]
+    if (
+        isinstance(span, (list, tuple))
+        and len(span) == 2
+        and all(isinstance(v, int) for v in span)
+        and 0 <= span[0] <= span[1] <= len(text)
+    ):
+        return text[: span[0]], text[span[0] : span[1]], text[span[1] :]
+    return text, "", ""
+
+
+def _facts(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
+    facts: list[tuple[str, str]] = []
+    for key, value in sorted(snapshot.items()):
+        if key in _HIDDEN_KEYS:
+            continue
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k}: {v}" for k, v in sorted(value.items()))
+            facts.append((key.replace("_", " "), inner))
+        elif isinstance(value, list):
+            facts.append((key.replace("_", " "), ", ".join(str(v) for v in value)))
+        else:
+            facts.append((key.replace("_", " "), str(value)))
+    return facts
+
+
+@dataclass
+class AlertDetail:
+    alert: Alert
+    deterministic: bool
+    evidence: list[EvidenceView]
+    transitions: list[AlertTransition]
+    baseline: float | None
+    recent_scores: list[tuple[DayScore, float | None]]  # (day, difference from baseline)
+    questionnaires: list[QuestionnaireResponse]
+    videos: list[VideoSubmission]
+    text_analyses: list[TextAnalysisView] = field(default_factory=list)
+    quality_flags: dict[uuid.UUID, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class TextAnalysisView:
+    local_date: dt.date
+    source: str
+    crisis_category: str
+    valence: float
+    confidence: float
+    at_risk: bool
+    #: (category, matched span): the matched crisis words only, never the surrounding text.
+    spans: list[tuple[str, str]]
+
+
+def _text_analyses(patient: Patient, since: dt.date) -> list[TextAnalysisView]:
+    """The patient's recent text analyses that flagged something (crisis language or at risk),
+    with the matched spans. Only the matched words are shown (the minimum a clinician needs to
+    judge the alert; the rest of the diary stays behind the care-team sharing consent)."""
+    TextAnalysis = _scores_model("TextAnalysis")
+    if TextAnalysis is None:
+        return []
+    rows = (
+        TextAnalysis.objects.filter(patient_id=patient.pk, local_date__gte=since)
+        .exclude(crisis_category="none", at_risk=False)
+        .order_by("-local_date", "-created_at")[:10]
+    )
+    views = []
+    for row in rows:
+        spans = [
+            (str(s.get("category", "")), str(s.get("excerpt", "")))
+            for s in (row.evidence or [])
+            if isinstance(s, dict) and s.get("excerpt")
+        ]
+        views.append(
+            TextAnalysisView(
+                local_date=row.local_date,
+                source=row.get_source_display(),
+                crisis_category=row.crisis_category,
+                valence=row.valence,
+                confidence=row.confidence,
+                at_risk=row.at_risk,
+                spans=spans,
+            )
+        )
+    return views
+
+
+def _quality_flags(videos: list[VideoSubmission]) -> dict[uuid.UUID, list[str]]:
+    """Each video's quality flags from its media analysis, when there is one (one query)."""
+    MediaAnalysis = _scores_model("MediaAnalysis")
+    if MediaAnalysis is None:
+        return {}
+    rows = MediaAnalysis.objects.filter(video_id__in=[v.pk for v in videos]).values_list(
+        "video_id", "quality_flags"
+    )
+    return {vid: [str(f) for f in (flags or [])] for vid, flags in rows}
+
+
+def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) -> AlertDetail:
+    """What fired, its evidence, the history, and the patient's recent scores against their
+    baseline. Recorded as an access event."""
+    access_record(
+        actor=actor,
+        action="portal.alert.view",
+        patient_id=alert.patient_id,
+        resource_type="Alert",
+        resource_id=alert.pk,
+    )
+    patient = alert.patient
+    today = today or _today(patient)
+    evidence = [
+        EvidenceView(
+            rule_id=item.rule_id,
+            rule_set_version=item.rule_set_version,
+            tier=item.tier,
+            event_kind=item.event_kind,
+            local_date=item.local_date,
+            created_at=item.created_at,
+            facts=_facts(item.snapshot or {}),
+            excerpt=_excerpt(item.snapshot or {}),
+        )
+        for item in AlertEvidence.objects.filter(alert=alert).order_by("created_at")
+    ]
+    scores = mood_scores(
+        patient_ids=[patient.pk], since=today - dt.timedelta(days=BASELINE_DAYS), until=today
+    ).get(patient.pk, [])
+    values = [s.score for s in scores if s.score is not None]
+    baseline = sum(values) / len(values) if values else None
+    since = today - dt.timedelta(days=14)
+    videos = list(
+        VideoSubmission.objects.filter(patient=patient, local_date__gte=since).order_by(
+            "-created_at"
+        )
+    )
+    return AlertDetail(
+        alert=alert,
+        deterministic=bool((alert.evidence or {}).get("deterministic")),
+        evidence=evidence,
+        transitions=list(
+            AlertTransition.objects.filter(alert=alert).select_related("actor").order_by("at", "id")
+        ),
+        baseline=baseline,
+        recent_scores=[
+            (s, None if s.score is None or baseline is None else s.score - baseline)
+            for s in scores
+            if s.day >= since
+        ],
+        questionnaires=list(
+            QuestionnaireResponse.objects.filter(patient=patient, local_date__gte=since)
+            .only("id", "patient_id", "instrument", "total", "severity", "item9", "local_date")
+            .order_by("-local_date", "-created_at")
+        ),
+        videos=videos,
+        text_analyses=_text_analyses(patient, since),
+        quality_flags=_quality_flags(videos),
+    )
+
+
+# --- patient timeline ---------------------------------------------------------------------------
+def _today(patient: Patient) -> dt.date:
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(patient.timezone)).date()
+
+
+@dataclass
+class Timeline:
+    patient: Patient
+    access: str
+    start: dt.date
+    end: dt.date
+    days: int
+    scores: list[DayScore]
+    points: list[MoodPoint]
+    markers: list[Marker]
+    alerts: list[Alert]
+    questionnaires: list[QuestionnaireResponse]
+    diary: list[DiaryEntry]
+    diary_text_shared: bool
+    videos: list[VideoSubmission]
+    quality_flags: dict[uuid.UUID, list[str]]
+
+
+def patient_timeline(
+    *,
+    actor: Actor,
+    patient: Patient,
+    access: str,
+    days: int = TIMELINE_DAYS,
+    today: dt.date | None = None,
+) -> Timeline:
+    """Ninety days of a patient: daily scores (with gaps), questionnaires, alerts, diary entries
+    (their text only with the patient's care-team sharing consent) and videos. Recorded; a
+    break-glass read is flagged as such."""
+    access_record(
+        actor=actor,
+        action="portal.patient.view",
+        patient_id=patient.pk,
+        resource_type="Patient",
+        resource_id=patient.pk,
+        break_glass=access == "break_glass",
+    )
+    end = today or _today(patient)
+    start = end - dt.timedelta(days=days - 1)
+    scores = mood_scores(patient_ids=[patient.pk], since=start, until=end).get(patient.pk, [])
+    by_day = {s.day: s for s in scores}
+    points = [
+        MoodPoint(day=day, score=s.score, low=s.low, high=s.high)
+        if (s := by_day.get(day)) is not None
+        else MoodPoint(day=day, score=None)
+        for day in (start + dt.timedelta(days=i) for i in range(days))
+    ]
+    alerts = list(
+        Alert.objects.filter(patient=patient, local_date__gte=start)
+        .select_related("assigned_to__user")
+        .order_by("-created_at")
+    )
+    markers = [
+        Marker(day=a.local_date, tier=a.tier, label=f"{a.get_tier_display()} alert: {a.rule_id}")
+        for a in alerts
+    ]
+    shared = consent_has(patient=patient, scope=ConsentScope.CARE_TEAM_SHARING)
+    diary = DiaryEntry.objects.filter(patient=patient, local_date__gte=start)
+    videos = list(
+        VideoSubmission.objects.filter(patient=patient, local_date__gte=start).order_by(
+            "-created_at"
+        )
+    )
+    return Timeline(
+        patient=patient,
+        access=access,
+        start=start,
+        end=end,
+        days=days,
+        scores=sorted(scores, key=lambda s: s.day, reverse=True),
+        points=points,
+        markers=markers,
+        alerts=alerts,
+        questionnaires=list(
+            QuestionnaireResponse.objects.filter(patient=patient, local_date__gte=start)
+            .only("id", "patient_id", "instrument", "total", "severity", "item9", "local_date")
+            .order_by("-local_date", "-created_at")
+        ),
+        diary=list(
+            (diary if shared else diary.defer("text")).order_by("-local_date", "-created_at")
+        ),
+        diary_text_shared=shared,
+        videos=videos,
+        quality_flags=_quality_flags(videos),
+    )
+
+
+# --- caseload -----------------------------------------------------------------------------------
+@dataclass
+class CaseloadRow:
+    patient: Patient
+    open_alerts: int
+    top_tier: str
+    last_score: DayScore | None
+    trend: float | None
+    last_contact: dt.datetime | None
+    adherence_days: int
+    adherence_of: int = ADHERENCE_DAYS
+
+
+def caseload_patients(*, clinician: Clinician) -> QuerySet[Patient]:
+    """The clinician's patients (treating, or in one of their care teams), with their open alert
+    count, most urgent first."""
+    open_alerts = Alert.objects.filter(patient=OuterRef("pk"), state__in=ACTIVE_STATES)
+    red = open_alerts.filter(tier=Tier.RED).values("patient").annotate(n=Count("pk")).values("n")
+    count = open_alerts.values("patient").annotate(n=Count("pk")).values("n")
+    return (
+        Patient.objects.filter(organisation_id=clinician.organisation_id, erased_at__isnull=True)
+        .filter(Q(treating_clinician=clinician) | Q(care_team__in=clinician.care_teams.all()))
+        .distinct()
+        .only("id", "pseudonym", "organisation_id", "treating_clinician_id", "care_team_id")
+        .annotate(
+            open_alerts=Coalesce(Subquery(count[:1]), 0),
+            red_alerts=Coalesce(Subquery(red[:1]), 0),
+        )
+        .order_by("-red_alerts", "-open_alerts", "pseudonym")
+    )
+
+
+def caseload_rows(
+    *, actor: Actor, clinician: Clinician, patients: list[Patient]
+) -> list[CaseloadRow]:
+    """One row per patient of the page: a fixed handful of grouped queries, whatever the count."""
+    access_record(actor=actor, action="portal.caseload", resource_type="Patient")
+    ids = [p.pk for p in patients]
+    if not ids:
+        return []
+    today = timezone.now().date()
+    since = today - dt.timedelta(days=ADHERENCE_DAYS - 1)
+    tiers: dict[uuid.UUID, str] = {}
+    rank = {Tier.RED: 3, Tier.ORANGE: 2, Tier.YELLOW: 1}
+    for pid, tier in Alert.objects.filter(patient_id__in=ids, state__in=ACTIVE_STATES).values_list(
+        "patient_id", "tier"
+    ):
+        if pid not in tiers or rank[Tier(tier)] > rank[Tier(tiers[pid])]:
+            tiers[pid] = tier
+    scores = mood_scores(patient_ids=ids, since=today - dt.timedelta(days=14), until=today)
+    last_contact: dict[uuid.UUID, dt.datetime] = {}
+    active_days: dict[uuid.UUID, set[dt.date]] = defaultdict(set)
+    for model in (DiaryEntry, VideoSubmission, QuestionnaireResponse):
+        for pid, latest in (
+            model.objects.filter(patient_id__in=ids)
+            .values("patient_id")
+            .annotate(latest=Max("created_at"))
+            .values_list("patient_id", "latest")
+        ):
+            if pid not in last_contact or latest > last_contact[pid]:
+                last_contact[pid] = latest
+        for pid, day in (
+            model.objects.filter(patient_id__in=ids, local_date__gte=since)
+            .values_list("patient_id", "local_date")
+            .distinct()
+        ):
+            active_days[pid].add(day)
+    rows = []
+    for patient in patients:
+        own = scores.get(patient.pk, [])
+        scored = [s for s in own if s.score is not None]
+        rows.append(
+            CaseloadRow(
+                patient=patient,
+                open_alerts=getattr(patient, "open_alerts", 0),
+                top_tier=tiers.get(patient.pk, ""),
+                last_score=scored[-1] if scored else None,
+                trend=_trend(own, today),
+                last_contact=last_contact.get(patient.pk),
+                adherence_days=len(active_days.get(patient.pk, ())),
+            )
+        )
+    return rows

@@ -1,0 +1,122 @@
+"""Score a JSONL file of texts offline (clinics backfill their history with it).
+
+Input: one JSON object per line with ``id`` and ``text``. Output: one JSON object per input line,
+in order: the full :class:`~screening.ml.text.scorer.TextScore` plus the evidence spans with the
+matched substring (this file is researcher output, not a log). A bad line gives an error record
+for that line (``{"id": ..., "line": n, "error": ...}``), never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from screening.ml.text.scorer import TextScore, TextScorer, get_text_scorer
+
+
+def _read(path: Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """(line number, id, text, error) for each non-blank line."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                yield n, None, None, "invalid JSON"
+                continue
+            if not isinstance(obj, dict):
+                yield n, None, None, "line is not a JSON object"
+                continue
+            rid = obj.get("id")
+            if rid is None:
+                yield n, None, None, "missing id"
+                continue
+            text = obj.get("text")
+            if not isinstance(text, str):
+                yield n, rid, None, "missing or non-string text"
+                continue
+            yield n, rid, text, None
+
+
+def _record(rid: Any, text: str, score: TextScore) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rid}
+    out.update(score.as_dict())
+    ws, we = score.worst_passage
+    out["worst_passage_text"] = text[ws:we]
+    out["evidence"] = [
+        {
+            "start": s.start,
+            "end": s.end,
+            "category": s.category,
+            "rule_id": s.rule_id,
+            "text": text[s.start : s.end],
+        }
+        for s in score.crisis.spans
+    ]
+    return out
+
+
+class Command(BaseCommand):
+    @staticmethod
+    def _score_chunk(scorer: TextScorer, good: list[tuple[int, str]]) -> dict[int, TextScore | str]:
+        """Scores by line number; if the batch fails, each text alone (one bad text, one error)."""
+        try:
+            return dict(zip([n for n, _ in good], scorer.score([t for _, t in good]), strict=True))
+        except Exception:  # one bad text must not stop a backfill
+            out: dict[int, TextScore | str] = {}
+            for n, text in good:
+                try:
+                    out[n] = scorer.score([text])[0]
+                except Exception as exc:
+                    out[n] = f"scoring failed ({type(exc).__name__})"
+            return out
+
+    help = "Score texts from a JSONL file (id, text) into a JSONL file of scores."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--input", type=Path, required=True)
+        parser.add_argument("--output", type=Path, required=True)
+        parser.add_argument("--quantized", action="store_true")
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        from tqdm import tqdm
+
+        src: Path = opts["input"]
+        if not src.is_file():
+            raise CommandError(f"input file not found: {src}")
+        if opts["batch_size"] < 1:
+            raise CommandError("--batch-size must be >= 1")
+        rows = list(_read(src))
+        scorer = get_text_scorer(device=opts["device"], quantized=opts["quantized"])
+        scorer.encoder.batch_size = opts["batch_size"]
+        chunk = max(opts["batch_size"], 1) * 8
+        errors = 0
+        with (
+            opts["output"].open("w", encoding="utf-8") as out,
+            tqdm(total=len(rows), unit="text", disable=opts["no_progress"]) as bar,
+        ):
+            for i in range(0, len(rows), chunk):
+                part = rows[i : i + chunk]
+                good = [(n, t) for n, _, t, err in part if err is None and t is not None]
+                scored = self._score_chunk(scorer, good)
+                for n, rid, text, err in part:
+                    result = scored.get(n)
+                    if err is None and text is not None and isinstance(result, TextScore):
+                        rec = _record(rid, text, result)
+                    else:
+                        errors += 1
+                        rec = {"id": rid, "line": n, "error": err or str(result)}
+                    out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                bar.update(len(part))
+        self.stdout.write(
+            f"scored {len(rows) - errors} texts, {errors} error records -> {opts['output']}"
+        )

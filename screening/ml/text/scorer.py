@@ -1,0 +1,228 @@
+"""Score diary texts: valence, emotions, suicide-risk level, VADER and the crisis detector.
+
+Pipeline for each text: split into passages that fit the encoder (sentence aware, with char
+offsets) -> embed all passages of all texts in one batched pass -> heads per passage -> aggregate:
+valence and emotions weighted by passage length; suicide risk from the *worst* passage plus the
+document's passage statistics through a calibrated at-risk probability. The rule-based crisis
+detector runs on the whole text; an explicit statement forces ``at_risk`` (the ML head can raise
+concern, never erase it). No Django here; the scorer is loaded once per process
+(:func:`get_text_scorer`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from screening.ml.artifacts import ModelInfo, sha256_file
+from screening.ml.text.crisis import CrisisResult, detect_crisis, detector_info
+from screening.ml.text.encoder import MAX_TOKENS, MiniLMEncoder
+from screening.ml.text.heads import (
+    CRISIS_EXPLICIT,
+    Head,
+    load_head,
+    risk_document_probs,
+    risk_features,
+    sigmoid,
+    softmax,
+)
+from screening.ml.text.passages import Passage, split_passages
+
+RISK_LEVELS: tuple[str, ...] = ("supportive", "indicator", "ideation", "behavior", "attempt")
+AT_RISK_LEVELS: frozenset[str] = frozenset({"ideation", "behavior", "attempt"})
+# C-SSRS reading of the crisis detector's explicit categories (docs/crisis-detector.md)
+CRISIS_TO_LEVEL: dict[str, str] = {
+    "passive_ideation": "ideation",
+    "active_ideation": "ideation",
+    "plan": "behavior",
+    "imminent_intent": "behavior",
+}
+
+
+@dataclass(frozen=True)
+class TextScore:
+    valence: float
+    valence_probs: dict[str, float]
+    emotions: dict[str, float]
+    emotions_present: tuple[str, ...]
+    risk_level: str
+    risk_probs: dict[str, float]
+    at_risk: bool
+    at_risk_probability: float
+    worst_passage: tuple[int, int]
+    vader_compound: float
+    crisis: CrisisResult
+    n_passages: int
+    models: tuple[ModelInfo, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; holds offsets but never the text itself."""
+        return {
+            "valence": self.valence,
+            "valence_probs": dict(self.valence_probs),
+            "emotions": dict(self.emotions),
+            "emotions_present": list(self.emotions_present),
+            "risk_level": self.risk_level,
+            "risk_probs": dict(self.risk_probs),
+            "at_risk": self.at_risk,
+            "at_risk_probability": self.at_risk_probability,
+            "worst_passage": list(self.worst_passage),
+            "vader_compound": self.vader_compound,
+            "crisis": self.crisis.as_dict(),
+            "n_passages": self.n_passages,
+            "models": [m.as_dict() for m in self.models],
+        }
+
+
+def _vader_info() -> tuple[Any, ModelInfo]:
+    import vaderSentiment.vaderSentiment as vs
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    lexicon = Path(vs.__file__).resolve().parent / "vader_lexicon.txt"
+    try:
+        version = importlib.metadata.version("vaderSentiment")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        version = "unknown"
+    sha = sha256_file(lexicon) if lexicon.is_file() else ""
+    return SentimentIntensityAnalyzer(), ModelInfo(
+        name="vaderSentiment", version=version, sha256=sha
+    )
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+class TextScorer:
+    """Loads the verified encoder and heads once; :meth:`score` is safe to call repeatedly."""
+
+    def __init__(self, *, device: str = "auto", quantized: bool = False, batch_size: int = 32):
+        self._encoder = MiniLMEncoder(device=device, quantized=quantized, batch_size=batch_size)
+        self._valence: Head = load_head("valence")
+        self._emotions: Head = load_head("emotions")
+        self._risk: Head = load_head("risk")
+        self._vader, vader_info = _vader_info()
+        self._models: tuple[ModelInfo, ...] = (
+            self._encoder.info,
+            self._valence.info,
+            self._emotions.info,
+            self._risk.info,
+            vader_info,
+            detector_info(),
+        )
+        risk_labels = self._risk.labels
+        if tuple(risk_labels) != RISK_LEVELS:
+            raise ValueError("risk head labels differ from the scorer's levels")
+        self._at_idx = [RISK_LEVELS.index(lab) for lab in sorted(AT_RISK_LEVELS)]
+        self._threshold = float(self._risk.meta["at_risk_threshold"])
+        self._worst_weight = float(self._risk.meta["worst_weight"])
+        self._emo_thresholds = np.asarray(self._emotions.meta["thresholds"], dtype=np.float64)
+
+    @property
+    def models(self) -> tuple[ModelInfo, ...]:
+        return self._models
+
+    @property
+    def encoder(self) -> MiniLMEncoder:
+        return self._encoder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encoder.encode(list(texts))
+
+    def passages(self, text: str) -> list[Passage]:
+        found = split_passages(text, self._encoder.tokenizer, max_tokens=MAX_TOKENS)
+        return found or [Passage(0, len(text), 0)]
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        split = [self.passages(t) for t in texts]
+        flat = [t[p.start : p.end] for t, ps in zip(texts, split, strict=True) for p in ps]
+        x = self._encoder.encode(flat)
+        out: list[TextScore] = []
+        pos = 0
+        for text, ps in zip(texts, split, strict=True):
+            xs = x[pos : pos + len(ps)]
+            pos += len(ps)
+            out.append(self._score_one(text, ps, xs))
+        return out
+
+    def _score_one(self, text: str, ps: list[Passage], x: np.ndarray) -> TextScore:
+        lengths = np.array([max(p.end - p.start, 1) for p in ps], dtype=np.float64)
+        w = lengths / lengths.sum()
+        # valence
+        vp = w @ softmax(self._valence.linear(x))
+        vlabels = self._valence.labels
+        valence = float(vp[vlabels.index("positive")] - vp[vlabels.index("negative")])
+        # emotions
+        ep = w @ sigmoid(self._emotions.linear(x))
+        elabels = self._emotions.labels
+        present = tuple(lab for j, lab in enumerate(elabels) if ep[j] >= self._emo_thresholds[j])
+        # crisis rules and suicide risk
+        crisis = detect_crisis(text)
+        probs = softmax(self._risk.linear(x))
+        r = probs[:, self._at_idx].sum(axis=1)
+        worst = int(r.argmax())
+        explicit = crisis.category in CRISIS_EXPLICIT
+        if explicit:
+            worst = self._passage_of_crisis(crisis, ps, default=worst)
+        doc = risk_document_probs(probs, lengths, worst, self._worst_weight)
+        feats = risk_features(probs, lengths, self._at_idx, crisis.category)
+        cal_w = self._risk.arrays["cal_W"].reshape(-1)
+        cal_b = float(self._risk.arrays["cal_b"].reshape(-1)[0])
+        p_at_risk = float(sigmoid(np.asarray(feats @ cal_w + cal_b)))
+        at_risk = explicit or p_at_risk >= self._threshold
+        group = (
+            [i for i, lab in enumerate(RISK_LEVELS) if lab in AT_RISK_LEVELS]
+            if at_risk
+            else [i for i, lab in enumerate(RISK_LEVELS) if lab not in AT_RISK_LEVELS]
+        )
+        level = RISK_LEVELS[max(group, key=lambda i: doc[i])]
+        if explicit:
+            # the words themselves say it: the rule's category sets the level (the 5-level head
+            # is weak between ideation/behavior/attempt, see the risk model card)
+            level = CRISIS_TO_LEVEL[crisis.category]
+        # VADER, per passage, weighted like the heads
+        vader = float(
+            sum(
+                wi * self._vader.polarity_scores(text[p.start : p.end])["compound"]
+                for wi, p in zip(w, ps, strict=True)
+            )
+        )
+        return TextScore(
+            valence=_r(valence),
+            valence_probs={lab: _r(vp[j]) for j, lab in enumerate(vlabels)},
+            emotions={lab: _r(ep[j]) for j, lab in enumerate(elabels)},
+            emotions_present=present,
+            risk_level=level,
+            risk_probs={lab: _r(doc[j]) for j, lab in enumerate(RISK_LEVELS)},
+            at_risk=bool(at_risk),
+            at_risk_probability=_r(p_at_risk),
+            worst_passage=(ps[worst].start, ps[worst].end),
+            vader_compound=_r(vader),
+            crisis=crisis,
+            n_passages=len(ps),
+            models=self._models,
+        )
+
+    @staticmethod
+    def _passage_of_crisis(crisis: CrisisResult, ps: list[Passage], *, default: int) -> int:
+        spans = [s for s in crisis.spans if s.category in CRISIS_EXPLICIT]
+        if not spans:
+            return default
+        order = ("passive_ideation", "active_ideation", "plan", "imminent_intent")
+        top = max(spans, key=lambda s: order.index(s.category))
+        for i, p in enumerate(ps):
+            if p.start <= top.start < p.end:
+                return i
+        return default
+
+
+@functools.lru_cache(maxsize=4)
+def get_text_scorer(*, device: str = "auto", quantized: bool = False) -> TextScorer:
+    """The process-wide scorer for these settings (loaded on first use)."""
+    return TextScorer(device=device, quantized=quantized)

@@ -1,0 +1,253 @@
+"""The alert queue, the alert page and its actions, for every persona."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from privacy.models import AccessEvent
+from risk.models import Alert, AlertTransition, OutboxMessage
+from tests.clinician_portal.conftest import Portal, raise_help_alert
+from tests.factories import CareTeamFactory, OrganisationFactory, make_clinician, make_patient
+
+
+def _rows(response: Any) -> list[str]:
+    return [str(item["alert"].pk) for item in response.context["items"]]
+
+
+# --- personas on the queue -----------------------------------------------------------------------
+def test_queue_shows_the_care_teams_alerts(treating: Client, red_alert: Alert) -> None:
+    response = treating.get("/portal/alerts/")
+    assert response.status_code == 200
+    assert _rows(response) == [str(red_alert.pk)]
+    assert red_alert.patient.pseudonym.encode() in response.content
+    assert b'data-deadline="' in response.content
+
+
+def test_queue_hides_other_teams_alerts(colleague: Client, red_alert: Alert) -> None:
+    response = colleague.get("/portal/alerts/")
+    assert response.status_code == 200
+    assert _rows(response) == []
+    assert red_alert.patient.pseudonym.encode() not in response.content
+
+
+@pytest.mark.parametrize("path", ["/portal/alerts/", "/portal/alerts/rows/", "/portal/patients/"])
+def test_auditor_gets_403_on_clinical_pages(auditor: Client, red_alert: Alert, path: str) -> None:
+    response = auditor.get(path)
+    assert response.status_code == 403
+    assert red_alert.patient.pseudonym.encode() not in response.content
+    assert AccessEvent.objects.filter(outcome="denied", reason="wrong_role").exists()
+
+
+@pytest.mark.parametrize("path", ["/portal/alerts/", "/portal/patients/", "/portal/audit/events/"])
+def test_anonymous_and_patient_are_sent_to_sign_in(
+    patient_client: Client, path: str, red_alert: Alert
+) -> None:
+    for client in (Client(), patient_client):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/portal/login/")
+
+
+def test_queue_order_red_first_then_deadline(portal: Portal, treating: Client) -> None:
+    world = portal.world
+    red = raise_help_alert(world.patient_b)
+    orange = raise_help_alert(world.patient_a)
+    # Make the second one orange with the earliest deadline: red must still come first.
+    Alert.objects.filter(pk=orange.pk).update(
+        tier="orange", ack_deadline=timezone.now() - dt.timedelta(minutes=5)
+    )
+    third = Alert.objects.get(pk=red.pk)
+    response = treating.get("/portal/alerts/")
+    assert _rows(response) == [str(third.pk), str(orange.pk)]
+    assert b"Breached" in response.content  # the overdue orange one is marked
+
+
+def test_queue_filters(portal: Portal, treating: Client) -> None:
+    world = portal.world
+    a = raise_help_alert(world.patient_a)
+    b = raise_help_alert(world.patient_b)
+    Alert.objects.filter(pk=b.pk).update(tier="yellow", assigned_to=None)
+    assert _rows(treating.get("/portal/alerts/?tier=red")) == [str(a.pk)]
+    assert _rows(treating.get("/portal/alerts/?tier=yellow")) == [str(b.pk)]
+    assert _rows(treating.get("/portal/alerts/?assignee=me")) == [str(a.pk)]
+    assert _rows(treating.get("/portal/alerts/?assignee=unassigned")) == [str(b.pk)]
+    treating.post(f"/portal/alerts/{a.pk}/acknowledge")
+    assert _rows(treating.get("/portal/alerts/?state=acknowledged")) == [str(a.pk)]
+    assert _rows(treating.get("/portal/alerts/?state=open")) == [str(b.pk)]
+    assert len(_rows(treating.get("/portal/alerts/?tier=bogus"))) == 2  # bad filter ignored
+
+
+def test_fragment_is_rows_only(treating: Client, red_alert: Alert) -> None:
+    response = treating.get("/portal/alerts/rows/")
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert str(red_alert.pk).encode() in response.content
+
+
+# --- alert page ----------------------------------------------------------------------------------
+def test_alert_page_shows_rule_evidence_and_history(treating: Client, red_alert: Alert) -> None:
+    response = treating.get(f"/portal/alerts/{red_alert.pk}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert red_alert.rule_id in body
+    assert red_alert.rule_set_version in body
+    assert "help_pressed" in body  # the evidence's event kind
+    assert "raised" in body  # history
+    assert AccessEvent.objects.filter(
+        action="portal.alert.view", resource_id=str(red_alert.pk), outcome="allowed"
+    ).exists()
+
+
+def test_alert_page_denied_to_colleague_and_logged(colleague: Client, red_alert: Alert) -> None:
+    response = colleague.get(f"/portal/alerts/{red_alert.pk}")
+    assert response.status_code == 403
+    assert red_alert.patient.pseudonym.encode() not in response.content
+    assert AccessEvent.objects.filter(
+        action="portal.alert.view", outcome="denied", patient_id=red_alert.patient_id
+    ).exists()
+
+
+def test_other_clinics_alert_is_404(portal: Portal, db: Any) -> None:
+    clinic = OrganisationFactory()
+    team = CareTeamFactory(organisation=clinic)
+    doctor = make_clinician(team=team)
+    stranger = make_patient(team=team, clinician=doctor)
+    alert = raise_help_alert(stranger)
+    client = portal.sign_in(portal.world.clinician.user)
+    assert client.get(f"/portal/alerts/{alert.pk}").status_code == 404
+    assert client.post(f"/portal/alerts/{alert.pk}/acknowledge").status_code == 404
+    assert client.get(f"/portal/alerts/{uuid.uuid4()}").status_code == 404
+    assert Alert.objects.get(pk=alert.pk).state == "open"
+
+
+# --- actions -------------------------------------------------------------------------------------
+def test_acknowledge_then_resolve(treating: Client, red_alert: Alert) -> None:
+    response = treating.post(f"/portal/alerts/{red_alert.pk}/acknowledge")
+    assert response.status_code == 302
+    red_alert.refresh_from_db()
+    assert red_alert.state == "acknowledged"
+    queue = treating.get("/portal/alerts/")
+    assert queue.context["items"][0]["alert"].state == "acknowledged"
+    response = treating.post(
+        f"/portal/alerts/{red_alert.pk}/resolve",
+        {"disposition": "contacted_patient", "note": "Called, safe at home, plan agreed."},
+    )
+    assert response.status_code == 302
+    red_alert.refresh_from_db()
+    assert red_alert.state == "resolved"
+    assert red_alert.resolution_note == "Called, safe at home, plan agreed."
+    assert _rows(treating.get("/portal/alerts/")) == []
+    actions = set(
+        AccessEvent.objects.filter(resource_id=str(red_alert.pk)).values_list("action", flat=True)
+    )
+    assert {"alert.acknowledge", "alert.resolve"} <= actions
+
+
+def test_resolve_needs_disposition_and_note(treating: Client, red_alert: Alert) -> None:
+    response = treating.post(f"/portal/alerts/{red_alert.pk}/resolve", {"disposition": ""})
+    assert response.status_code == 400
+    assert b'role="alert"' in response.content
+    red_alert.refresh_from_db()
+    assert red_alert.state == "open"
+
+
+def test_acknowledge_twice_is_a_message_not_a_crash(treating: Client, red_alert: Alert) -> None:
+    treating.post(f"/portal/alerts/{red_alert.pk}/acknowledge")
+    response = treating.post(f"/portal/alerts/{red_alert.pk}/acknowledge", follow=True)
+    assert response.status_code == 200
+    assert b"cannot become acknowledged" in response.content
+
+
+def test_escalate_notifies_the_next_level(
+    portal: Portal, treating: Client, red_alert: Alert
+) -> None:
+    from risk.models import EscalationPolicy
+
+    world = portal.world
+    EscalationPolicy.objects.create(organisation=world.clinic, on_call=world.colleague)
+    response = treating.post(f"/portal/alerts/{red_alert.pk}/escalate")
+    assert response.status_code == 302
+    red_alert.refresh_from_db()
+    assert red_alert.escalation_level >= 1
+    assert AlertTransition.objects.filter(
+        alert=red_alert, note_code__startswith="escalated_manual"
+    ).exists()
+    manual = OutboxMessage.objects.filter(alert=red_alert, idempotency_key__contains="manual-")
+    assert manual.exists()
+    assert AccessEvent.objects.filter(action="alert.escalate_manual").exists()
+
+
+def test_reassign_to_care_team_member(portal: Portal, treating: Client, red_alert: Alert) -> None:
+    from screening.models import CareTeam
+
+    team = CareTeam.objects.get(pk=portal.world.patient_a.care_team_id)
+    member = make_clinician(team=team)
+    response = treating.post(f"/portal/alerts/{red_alert.pk}/reassign", {"assignee": member.pk})
+    assert response.status_code == 302
+    red_alert.refresh_from_db()
+    assert red_alert.assigned_to_id == member.pk
+    assert OutboxMessage.objects.filter(recipient_id=str(member.user_id), alert=red_alert).exists()
+    # Someone outside the care team cannot be given it.
+    response = treating.post(
+        f"/portal/alerts/{red_alert.pk}/reassign", {"assignee": portal.world.colleague.pk}
+    )
+    assert response.status_code == 400
+    red_alert.refresh_from_db()
+    assert red_alert.assigned_to_id == member.pk
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "escalate", "resolve", "reassign"])
+def test_colleague_cannot_act(colleague: Client, red_alert: Alert, action: str) -> None:
+    data = {"disposition": "other", "note": "x", "assignee": "1"}
+    response = colleague.post(f"/portal/alerts/{red_alert.pk}/{action}", data)
+    assert response.status_code == 403
+    red_alert.refresh_from_db()
+    assert red_alert.state == "open"
+    assert AccessEvent.objects.filter(outcome="denied", patient_id=red_alert.patient_id).exists()
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "escalate", "resolve", "reassign"])
+def test_auditor_cannot_act(auditor: Client, red_alert: Alert, action: str) -> None:
+    assert auditor.post(f"/portal/alerts/{red_alert.pk}/{action}").status_code == 403
+    red_alert.refresh_from_db()
+    assert red_alert.state == "open"
+
+
+def test_actions_need_post(treating: Client, red_alert: Alert) -> None:
+    assert treating.get(f"/portal/alerts/{red_alert.pk}/acknowledge").status_code == 405
+
+
+# --- query counts ---------------------------------------------------------------------------
+def test_queue_queries_do_not_grow_with_alerts(
+    portal: Portal, treating: Client, django_assert_max_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from screening.models import CareTeam
+
+    raise_help_alert(portal.world.patient_a)
+    with CaptureQueriesContext(connection) as one:
+        treating.get("/portal/alerts/")
+    team = CareTeam.objects.get(pk=portal.world.patient_a.care_team_id)
+    for _ in range(12):
+        raise_help_alert(make_patient(team=team, clinician=portal.world.clinician))
+    with django_assert_max_num_queries(15), CaptureQueriesContext(connection) as many:
+        response = treating.get("/portal/alerts/")
+    assert len(response.context["items"]) == 13
+    assert len(many) == len(one)
+    with django_assert_max_num_queries(10):
+        treating.get("/portal/alerts/rows/", headers={"X-Portal-Poll": "1"})
+
+
+def test_alert_page_query_count(
+    treating: Client, red_alert: Alert, django_assert_max_num_queries: Any
+) -> None:
+    with django_assert_max_num_queries(30):
+        assert treating.get(f"/portal/alerts/{red_alert.pk}").status_code == 200

@@ -1,0 +1,81 @@
+"""Training helpers that need no ../shared data: parsing, folds, thresholds, reproducible heads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from screening.ml.artifacts import sha256_file
+from screening.ml.text import datasets as ds
+from screening.ml.text.heads import head_paths, load_head, save_head
+from screening.ml.text.training import (
+    TrainConfig,
+    _stratified_folds,
+    best_threshold,
+    binary_metrics,
+    recall_threshold,
+)
+
+
+def test_truncated_post_cells_are_recovered() -> None:
+    assert ds._parse_posts("['one', 'two']") == ["one", "two"]
+    assert ds._parse_posts("['one', 'two is cut") == ["one", "two is cut"]
+    assert ds._parse_posts('["one", "two is cut') == ["one", "two is cut"]
+    with pytest.raises(ValueError):
+        ds._parse_posts("not a list at all (")
+
+
+def test_missing_data_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ds.DatasetMissing, match="fresh clone"):
+        ds.require(tmp_path)
+
+
+def test_recall_threshold_reaches_the_target() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, 400), 0, 1)
+    forced = np.zeros(400, dtype=bool)
+    t = recall_threshold(y, p, forced, 0.95)
+    m = binary_metrics(y, p >= t)
+    assert m["recall"] >= 0.95
+    # the highest such threshold: one step up loses the target
+    higher = np.unique(p[y == 1])
+    higher = higher[higher > t]
+    assert binary_metrics(y, p >= higher.min())["recall"] < 0.95
+    # forced positives count as found
+    assert recall_threshold(y, p, y == 1, 0.95) == 1.0  # all positives forced: flag nothing else
+    half = (y == 1) & (np.arange(400) % 2 == 0)
+    t_half = recall_threshold(y, p, half, 0.95)
+    assert t_half >= t
+    assert binary_metrics(y, (p >= t_half) | half)["recall"] >= 0.95
+
+
+def test_best_threshold_separates_separable_data() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    assert binary_metrics(y, p >= best_threshold(y, p))["f1"] == 1.0
+
+
+def test_folds_are_stratified_and_seeded() -> None:
+    y = np.array([0] * 50 + [1] * 20 + [2] * 10)
+    f1 = _stratified_folds(y, 5, 1)
+    assert np.array_equal(f1, _stratified_folds(y, 5, 1))
+    for k in range(5):
+        assert np.bincount(y[f1 == k], minlength=3).tolist() == [10, 4, 2]
+
+
+def test_config_hash_tracks_the_recipe() -> None:
+    assert TrainConfig().config_hash() == TrainConfig().config_hash()
+    assert TrainConfig().config_hash() != TrainConfig(lr_c_risk=0.3).config_hash()
+
+
+def test_saved_heads_are_byte_reproducible(tmp_path: Path) -> None:
+    arrays = {"W": np.arange(6.0).reshape(2, 3), "b": np.zeros(2)}
+    save_head("valence", arrays=arrays, meta={"labels": ["a", "b"]}, heads_dir=tmp_path)
+    first = sha256_file(head_paths("valence", tmp_path)[0])
+    save_head("valence", arrays=arrays, meta={"labels": ["a", "b"]}, heads_dir=tmp_path)
+    assert sha256_file(head_paths("valence", tmp_path)[0]) == first
+    head = load_head("valence", tmp_path)
+    assert np.allclose(head.linear(np.ones((1, 3))), [[3.0, 12.0]])

@@ -1,0 +1,81 @@
+"""The text management commands: score_texts end to end, and clean exits without ../shared."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+def test_score_texts_end_to_end_with_a_malformed_line(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    dst = tmp_path / "out.jsonl"
+    lines = [
+        json.dumps({"id": "e1", "text": "Such a lovely day with my friends, I feel happy."}),
+        "{this is not json",
+        json.dumps({"id": "e2", "text": "I want to kill myself, I can't go on any more."}),
+        json.dumps({"id": "e3"}),
+        "",
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"id": 4, "text": "Ordinary Tuesday. Groceries, then laundry."}),
+    ]
+    src.write_text("\n".join(lines) + "\n")
+    out = io.StringIO()
+    call_command(
+        "score_texts",
+        "--input",
+        str(src),
+        "--output",
+        str(dst),
+        "--batch-size",
+        "2",
+        "--no-progress",
+        stdout=out,
+    )
+    records = [json.loads(line) for line in dst.read_text().splitlines()]
+    assert len(records) == 6  # the blank line is skipped, every other line gets a record
+    by_id = {r["id"]: r for r in records if "error" not in r}
+    errors = [r for r in records if "error" in r]
+    assert set(by_id) == {"e1", "e2", 4}
+    assert len(errors) == 3
+    assert {e["line"] for e in errors} == {2, 4, 6}
+    assert next(e for e in errors if e["line"] == 4)["id"] == "e3"
+    happy, crisis = by_id["e1"], by_id["e2"]
+    assert happy["valence"] > 0 > crisis["valence"]
+    assert crisis["at_risk"] and not happy["at_risk"]
+    assert crisis["risk_level"] in {"ideation", "behavior", "attempt"}
+    assert set(crisis["risk_probs"]) == {
+        "supportive",
+        "indicator",
+        "ideation",
+        "behavior",
+        "attempt",
+    }
+    assert crisis["evidence"], crisis
+    src_text = json.loads(lines[2])["text"]
+    for ev in crisis["evidence"]:
+        assert src_text[ev["start"] : ev["end"]] == ev["text"]
+    assert "3 error records" in out.getvalue()
+
+
+def test_score_texts_missing_input(tmp_path: Path) -> None:
+    with pytest.raises(CommandError):
+        call_command(
+            "score_texts", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o")
+        )
+
+
+def test_evaluate_text_heads_without_data_exits_cleanly(tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command("evaluate_text_heads", "--data-dir", str(tmp_path), stdout=out)
+    assert "nothing to evaluate" in out.getvalue()
+    assert "../shared/datasets" in out.getvalue()
+
+
+def test_train_text_heads_without_data_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="development data not found"):
+        call_command("train_text_heads", "--data-dir", str(tmp_path), "--heads-dir", str(tmp_path))
