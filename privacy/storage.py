@@ -8,14 +8,17 @@ File layout (version 1)::
 Each chunk has its own nonce; its associated data binds the header, the object id, the chunk index
 and whether it is the last chunk, so chunks cannot be reordered, swapped between files, dropped or
 truncated without detection. Plaintext exists only in a worker's private temporary file, removed
-when the ``with`` block ends, whatever happens inside it.
+when the ``with`` block ends, whatever happens inside it; a file whose process was killed inside
+the block is removed by :func:`decrypted_tempfiles_sweep` (the media reaper and worker start).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import time
@@ -151,22 +154,100 @@ def _iter_chunks(
                 return
 
 
+#: Decrypted plaintext files in the work directory are named ``dec-<hex><suffix>``; a file is
+#: created as ``new-*`` (empty), locked, and only then renamed, so every ``dec-*`` file is locked
+#: by its owner from the moment it has that name until it is removed.
+DECRYPTED_PREFIX = "dec-"
+_PENDING_PREFIX = "new-"
+
+
+def _work_dir() -> Path:
+    """The private (0700) work directory; an existing one with wider permissions is tightened."""
+    work = Path(settings.VIGIL_WORK_DIR)
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = work.stat()
+    if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+        work.chmod(0o700)
+    return work
+
+
 @contextlib.contextmanager
 def decrypted_tempfile(
     *, name: str, patient_id: uuid.UUID, object_id: uuid.UUID, suffix: str = ".media"
 ) -> Iterator[Path]:
-    """Decrypt to a private (0600) temporary file in the work directory; always removed after."""
-    work = Path(settings.VIGIL_WORK_DIR)
-    work.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp_name = tempfile.mkstemp(dir=work, prefix="dec-", suffix=suffix)
-    path = Path(tmp_name)
+    """Decrypt to a private (0600) temporary file in the private (0700) work directory.
+
+    Removed when the block ends, whatever happens inside it. A process killed inside the block
+    (SIGKILL, OOM) never runs that cleanup: its file is held under an exclusive ``flock`` for its
+    whole life, which the kernel drops when the process dies, so
+    :func:`decrypted_tempfiles_sweep` can tell an abandoned file from one still in use.
+    """
+    work = _work_dir()
+    fd, pending_name = tempfile.mkstemp(dir=work, prefix=_PENDING_PREFIX, suffix=suffix)
+    pending = Path(pending_name)
+    path = work / f"{DECRYPTED_PREFIX}{uuid.uuid4().hex}{suffix}"
     try:
         with os.fdopen(fd, "wb") as out:
-            for block in _iter_plaintext(name, patient_id=patient_id, object_id=object_id):
-                out.write(block)
-        yield path
+            try:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: never waits
+                pending.rename(path)
+                for block in _iter_plaintext(name, patient_id=patient_id, object_id=object_id):
+                    out.write(block)
+                out.flush()
+                yield path
+            finally:
+                path.unlink(missing_ok=True)  # before the lock goes with the closed file
     finally:
-        path.unlink(missing_ok=True)
+        pending.unlink(missing_ok=True)
+
+
+def _owner_gone(path: Path) -> bool:
+    """True when no process holds the file's lock (its owner ended without removing it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # gone already, or not a plain file we may open: leave it to the age rule
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: a live process holds it
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def decrypted_tempfiles_sweep(*, older_than_seconds: float) -> int:
+    """Remove plaintext files that killed processes left in the work directory.
+
+    A ``dec-*`` file goes when no live process holds its lock (its owner was killed inside
+    :func:`decrypted_tempfile`), or in any case once it is older than ``older_than_seconds``
+    (callers pass the media job's hard time limit plus a margin: no job runs that long, so such a
+    file belongs to nobody). Empty ``new-*`` files (a kill between creating and naming one; they
+    never hold plaintext) go by the same age. Returns how many files were removed.
+    """
+    work = Path(settings.VIGIL_WORK_DIR)
+    if not work.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for path in work.iterdir():
+        decrypted = path.name.startswith(DECRYPTED_PREFIX)
+        if not decrypted and not path.name.startswith(_PENDING_PREFIX):
+            continue
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISLNK(info.st_mode):
+            continue
+        old = now - info.st_mtime > older_than_seconds
+        if old or (decrypted and stat.S_ISREG(info.st_mode) and _owner_gone(path)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # its owner (or another sweep) removed it meanwhile
+            removed += 1
+    return removed
 
 
 def encrypted_file_delete(*, name: str) -> None:

@@ -339,13 +339,6 @@ def alert_raise(
         if higher:
             target = max(higher, key=lambda a: TIER_RANK[Tier(a.tier)])
             evidence = _evidence_add(alert=target, firing=firing, rule_set=rule_set)
-            access_record(
-                actor=actor,
-                action="alert.evidence_attach",
-                patient_id=patient.pk,
-                resource_type="Alert",
-                resource_id=target.pk,
-            )
             if firing.deterministic and target.state == AlertState.ACKNOWLEDGED:
                 policy = escalation_policy_for(organisation=patient.organisation)
                 _outbox_users(
@@ -358,6 +351,14 @@ def alert_raise(
                     now=now,
                 )
                 _relay_soon()
+            # Audited last (the chain head stays locked until commit: keep that window short).
+            access_record(
+                actor=actor,
+                action="alert.evidence_attach",
+                patient_id=patient.pk,
+                resource_type="Alert",
+                resource_id=target.pk,
+            )
             return RaiseResult(alert=target, attached=True)
 
         policy = escalation_policy_for(organisation=patient.organisation)

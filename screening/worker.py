@@ -16,6 +16,9 @@ their runtimes initialise now. A failure is logged with the model name and the e
 only and never stops the worker (the real job will meet, and report, the same error).
 ``VIGIL_WORKER_WARMUP`` (default on) turns it off.
 
+``worker_ready`` (once, in the worker's main process) sweeps the work directory of decrypted video
+files a killed worker left behind (:func:`screening.services.videos.decrypted_files_sweep`).
+
 Imported at the bottom of :mod:`screening.tasks`, so the handler is connected wherever the tasks
 are registered.
 """
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 logger = logging.getLogger("vigil.worker")
@@ -150,3 +153,15 @@ def _on_worker_process_init(**_kwargs: Any) -> None:
         warm_up_in_background()
     except Exception as exc:  # never stop a worker from starting
         logger.warning("worker warm-up not started: %s", exc.__class__.__name__)
+
+
+@worker_ready.connect
+def _on_worker_ready(**_kwargs: Any) -> None:
+    """Once per worker start: remove decrypted video files a killed worker left behind (a file
+    still held by a live process on this machine is kept; see privacy.storage)."""
+    try:
+        from screening.services.videos import decrypted_files_sweep
+
+        decrypted_files_sweep()
+    except Exception as exc:  # never stop a worker from starting
+        logger.warning("work directory sweep not run: %s", exc.__class__.__name__)

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -377,8 +378,14 @@ def export_group(request: HttpRequest, group_id: str) -> HttpResponse:
 
 
 def _own_job(request: HttpRequest, job_id: str) -> tuple[Principal, FhirExportJob]:
+    """The caller's own export job. A malformed id (the route accepts any 36 characters of
+    ``[0-9a-f-]``) is a job that does not exist: 404, never a lookup error."""
     principal = _principal(request)
-    job = FhirExportJob.objects.filter(pk=job_id, requester=principal.user).first()
+    try:
+        pk = uuid.UUID(job_id)
+    except ValueError:
+        raise FhirError(404, "not-found", "No such export job.") from None
+    job = FhirExportJob.objects.filter(pk=pk, requester=principal.user).first()
     if job is None:
         raise FhirError(404, "not-found", "No such export job.")
     return principal, job

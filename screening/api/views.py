@@ -19,9 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.errors import NotFound
 from privacy import consent as consent_services
 from privacy import services as token_services
-from privacy.audit import Actor
+from privacy.audit import Actor, access_record
+from privacy.choices import AccessOutcome
 from screening import selectors
 from screening.api import serializers as s
 from screening.api.permissions import IsPatient
@@ -140,18 +142,21 @@ class VideoListCreate(_InputList):
     )
     def post(self, request: Request) -> Response:
         data = self.valid(s.VideoUploadSerializer)
-        path = Path(data["file"].temporary_file_path())
+        upload = data["file"]
         try:
             video, created = video_submission_create(
                 actor=self.actor,
                 patient=self.patient,
-                upload_path=path,
+                upload_path=Path(upload.temporary_file_path()),
                 idempotency_key=data["idempotency_key"],
                 client_timestamp=data["client_timestamp"],
                 timezone_name=data.get("timezone"),
             )
         finally:
-            path.unlink(missing_ok=True)
+            # The plaintext upload goes now, not at the end of the request. Closing Django's
+            # temporary file removes it and marks it closed, so Django's own cleanup is a no-op
+            # (unlinking it behind Django's back made that cleanup raise FileNotFoundError).
+            upload.close()
         return _created(s.VideoSubmissionSerializer(video).data, created)
 
     def get(self, request: Request) -> Response:
@@ -345,6 +350,7 @@ class TokenListView(GenericAPIView):
     audit_action = "auth.tokens"
     serializer_class = s.TokenSerializer
 
+    @extend_schema(responses=s.TokenSerializer(many=True))
     def get(self, request: Request) -> Response:
         tokens = token_services.tokens_list(user=request.user)
         return Response(
@@ -358,7 +364,20 @@ class TokenRevokeView(GenericAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
-        token_services.token_revoke(
-            actor=Actor.from_request(request), user=request.user, token_id=pk
-        )
+        actor = Actor.from_request(request)
+        try:
+            token_services.token_revoke(actor=actor, user=request.user, token_id=pk)
+        except NotFound:
+            # Another user's token id answers exactly like a missing one (404, nothing revealed),
+            # but the attempt is logged as denied: probing token ids must leave a trail.
+            access_record(
+                actor=actor,
+                action=self.audit_action,
+                outcome=AccessOutcome.DENIED,
+                resource_type="ApiToken",
+                resource_id=pk,
+                status_code=404,
+                reason="not_found",
+            )
+            raise
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -94,13 +94,6 @@ def _record_press(
         client_timestamp=client_timestamp,
         locale=patient.locale,
     )
-    access_record(
-        actor=actor,
-        action="help.create",
-        patient_id=patient.pk,
-        resource_type="HelpRequest",
-        resource_id=press.pk,
-    )
     try:
         with transaction.atomic():  # a savepoint: the risk engine's writes commit with the press
             help_request_received(help_request=press, new_emergency=new_emergency)
@@ -108,4 +101,14 @@ def _record_press(
         # A fault in the risk engine must never lose a patient's call for help: the press stands
         # and the failure is logged (ids only) for the risk engine's own recovery.
         logger.exception("risk intake failed for help request %s", press.pk)
+    # Audited last: appending to the hash chain locks its head until this transaction commits,
+    # so the lock is held for the few statements left, not for the risk engine's work (every
+    # audited write in the system queues behind that lock).
+    access_record(
+        actor=actor,
+        action="help.create",
+        patient_id=patient.pk,
+        resource_type="HelpRequest",
+        resource_id=press.pk,
+    )
     return press

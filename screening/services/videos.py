@@ -23,6 +23,7 @@ from privacy.consent import (
 )
 from privacy.storage import (
     decrypted_tempfile,
+    decrypted_tempfiles_sweep,
     encrypted_file_delete,
     encrypted_file_exists,
     encrypted_file_write,
@@ -338,12 +339,62 @@ def video_process(*, video_id: uuid.UUID) -> None:
     _record(video, outcome)
 
 
+#: How long past the media job's hard time limit a decrypted file may live whatever its lock says.
+DECRYPTED_FILE_MARGIN_SECONDS = 5 * 60
+_DEFAULT_MEDIA_TIME_LIMIT_SECONDS = 15 * 60
+
+
+def decrypted_files_max_age_seconds() -> float:
+    """The media job's hard time limit plus a margin: no live job holds a decrypted file longer."""
+    from screening.tasks import video_process as task
+
+    limit = getattr(task, "time_limit", None) or _DEFAULT_MEDIA_TIME_LIMIT_SECONDS
+    return float(limit) + DECRYPTED_FILE_MARGIN_SECONDS
+
+
+def decrypted_files_sweep() -> int:
+    """Remove decrypted video files that killed workers left in the work directory.
+
+    Called by the reaper on every tick and once when a worker starts. Never raises: a failure is
+    logged (exception class only) and the next tick tries again. Returns how many were removed.
+    """
+    try:
+        removed = decrypted_tempfiles_sweep(older_than_seconds=decrypted_files_max_age_seconds())
+    except OSError as exc:
+        logger.warning("could not sweep the work directory: %s", type(exc).__name__)
+        return 0
+    if removed:
+        logger.warning("removed %d decrypted file(s) left by killed workers", removed)
+    return removed
+
+
+def _stuck_job_requeue(*, video_id: uuid.UUID, stuck_before: dt.datetime) -> bool:
+    """Put a job stuck in ``processing`` back to ``queued`` (attempts kept) before it is re-sent,
+    so the next ticks wait a whole stuck interval for it instead of re-sending it every tick.
+    False: it was claimed or finished meanwhile (nothing to re-send)."""
+    now = timezone.now()
+    updated = VideoSubmission.objects.filter(
+        pk=video_id, status=VideoStatus.PROCESSING, processing_started_at__lt=stuck_before
+    ).update(
+        status=VideoStatus.QUEUED,
+        stage=VideoStage.RECEIVED,
+        percent=0,
+        enqueued_at=now,
+        updated_at=now,
+    )
+    return bool(updated)
+
+
 def media_jobs_reap() -> dict[str, int]:
     """Find jobs that were never sent (broker down at upload) or got stuck, and send them again.
 
-    Jobs past their attempt limit fail with a reason. Safe to run on any number of beat ticks:
-    the processing claim makes a duplicate delivery a no-op.
+    A job stuck in ``processing`` (its worker died) is put back to ``queued`` with
+    ``enqueued_at = now`` and re-sent once; it is sent again only if it stays queued for another
+    stuck interval. Jobs past their attempt limit fail with a reason. Safe to run on any number
+    of beat ticks: the processing claim makes a duplicate delivery a no-op. Each tick also removes
+    decrypted files that killed workers left behind (:func:`decrypted_files_sweep`).
     """
+    decrypted_files_sweep()
     now = timezone.now()
     stuck_before = now - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS)
     unsent_before = now - dt.timedelta(minutes=1)
@@ -351,9 +402,9 @@ def media_jobs_reap() -> dict[str, int]:
         Q(status=VideoStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=unsent_before)
         | Q(status=VideoStatus.QUEUED, enqueued_at__lt=stuck_before)
         | Q(status=VideoStatus.PROCESSING, processing_started_at__lt=stuck_before)
-    ).values_list("pk", "attempts")[:500]
+    ).values_list("pk", "status", "attempts")[:500]
     counts = {"requeued": 0, "failed": 0}
-    for pk, attempts in candidates:
+    for pk, status, attempts in candidates:
         if attempts >= settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS:
             with transaction.atomic():
                 video = VideoSubmission.objects.select_for_update().filter(pk=pk).first()
@@ -368,11 +419,19 @@ def media_jobs_reap() -> dict[str, int]:
                     )
                     counts["failed"] += 1
             continue
+        if status == VideoStatus.PROCESSING and not _stuck_job_requeue(
+            video_id=pk, stuck_before=stuck_before
+        ):
+            continue
         try:
             video_enqueue(video_id=pk)
             counts["requeued"] += 1
         except Exception:  # broker still down: the next tick tries again
             logger.warning("could not requeue video %s", pk)
+            if status == VideoStatus.PROCESSING:  # requeued above: mark it unsent again
+                VideoSubmission.objects.filter(pk=pk, status=VideoStatus.QUEUED).update(
+                    enqueued_at=None
+                )
     return counts
 
 

@@ -309,9 +309,8 @@ def test_api_access_matrix(cast: dict[str, Any], throttle_rates: Any) -> None:
                     leaked = [s for s in [secrets[0], *hidden] if s in body]
                     if leaked:
                         failures.append(f"{label}: body contains patient B's data {leaked}")
-                # 404 on another patient's record is a denial; on another user's token id it is
-                # only "no such token of yours" (not logged: see docs/reliability.md).
-                denied = got in (401, 403) or (got == 404 and rule.owned not in ("", "token"))
+                # 404 on another patient's record or another user's token id is a denial.
+                denied = got in (401, 403) or (got == 404 and rule.owned != "")
                 if denied:
                     denials += 1
                     after = AccessEvent.objects.filter(outcome="denied").count()
@@ -453,14 +452,6 @@ def test_print_matrix_figures() -> None:
     record_figures("access_matrix", FIGURES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "clinician_portal/fhir/urls.py accepts any 36 characters of [0-9a-f-] as a job id, "
-        "which need not be a UUID; the view's lookup then raises ValidationError and answers "
-        "500 (lead: match a real UUID in the route, or catch ValidationError as not-found)"
-    ),
-)
 def test_fhir_export_status_with_a_malformed_job_id_is_not_a_server_error(
     cast: dict[str, Any],
 ) -> None:

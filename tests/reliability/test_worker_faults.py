@@ -212,15 +212,6 @@ def test_killing_the_whole_worker_mid_task_loses_no_job(world: Any, rig: Any) ->
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "privacy.storage.decrypted_tempfile removes its plaintext file in a finally block, which "
-        "never runs when the worker is SIGKILLed; nothing sweeps stale dec-* files from "
-        "VIGIL_WORK_DIR (lead: sweep dec-* files older than the media hard time limit in "
-        "media_jobs_reap and at worker start)"
-    ),
-)
 def test_killed_workers_leave_no_plaintext_in_the_work_dir() -> None:
     if not FIGURES:
         pytest.skip("the kill tests did not run")

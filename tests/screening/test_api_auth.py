@@ -234,6 +234,32 @@ def test_another_users_token_cannot_be_revoked(world, a_tokens):
     assert bearer(a_tokens["b_raw"]).get("/api/v1/me").status_code == 200
 
 
+def test_revoking_another_users_token_is_logged_as_denied(world, a_tokens):
+    """The 404 reveals nothing, but probing token ids leaves a denied event per attempt."""
+    phone = bearer(a_tokens["phone_raw"])
+    for token_id in (a_tokens["b"].pk, "00000000-0000-4000-8000-000000000000"):
+        response = phone.delete(f"{TOKENS}/{token_id}")
+        assert_error(response, 404, "not_found")
+        event = AccessEvent.objects.get(request_id=response["X-Request-ID"], outcome="denied")
+        assert event.actor_id == world.patient_a.user_id
+        assert (event.action, event.resource_type) == ("auth.token_revoke", "ApiToken")
+        assert (event.resource_id, event.status_code) == (str(token_id), 404)
+        assert event.patient_id is None  # a token is nobody's record: B's identity is not linked
+    assert ApiToken.objects.get(pk=a_tokens["b"].pk).revoked_at is None
+    # An allowed revocation is not a denial.
+    ok = phone.delete(f"{TOKENS}/{a_tokens['tablet'].pk}")
+    assert ok.status_code == 204
+    assert not AccessEvent.objects.filter(request_id=ok["X-Request-ID"], outcome="denied").exists()
+
+
+def test_the_schema_documents_the_token_list_as_a_list(world):
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    ok = schema["paths"]["/api/v1/auth/tokens"]["get"]["responses"]["200"]
+    body = ok["content"]["application/json"]["schema"]
+    assert body["type"] == "array"
+    assert body["items"]["$ref"].endswith("/Token")
+
+
 def test_logout_revokes_only_the_current_token(world, a_tokens):
     phone = bearer(a_tokens["phone_raw"])
     response = phone.post(LOGOUT)

@@ -7,6 +7,8 @@ decrypted temporary file is gone whatever happened.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -313,6 +315,112 @@ def test_reaper_resends_a_stuck_job(
     video_process(video_id=video.pk)  # what the worker then does
     video.refresh_from_db()
     assert (video.status, video.attempts) == ("done", 2)
+
+
+def test_reaper_sends_a_stuck_job_once_per_stuck_interval(
+    video: VideoSubmission, settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    from freezegun import freeze_time
+
+    stuck = settings.VIGIL_MEDIA_JOB_STUCK_SECONDS
+    long_ago = timezone.now() - dt.timedelta(seconds=stuck + 60)
+    _age(video, status="processing", attempts=1, processing_started_at=long_ago, percent=40)
+    assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}  # the next tick: not again
+    assert len(sent) == 1
+    video.refresh_from_db()
+    assert (video.status, video.stage, video.percent) == ("queued", "received", 0)
+    assert video.attempts == 1  # the claim that died still counts
+    assert video.enqueued_at is not None and video.enqueued_at > long_ago
+    # Still not claimed a whole stuck interval later (the message was lost too): sent again.
+    with freeze_time(timezone.now() + dt.timedelta(seconds=stuck + 1)):
+        assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert len(sent) == 2
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.attempts) == ("done", 2)
+
+
+def test_reaper_resends_a_stuck_job_next_tick_when_the_broker_was_down(
+    video: VideoSubmission, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS + 60)
+    _age(video, status="processing", attempts=1, processing_started_at=long_ago)
+    _age(video, created_at=long_ago)
+    failing = mock.Mock(side_effect=ConnectionError("broker down"))
+    monkeypatch.setattr(tasks.video_process, "apply_async", failing)
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+    video.refresh_from_db()
+    assert (video.status, video.enqueued_at) == ("queued", None)  # unsent: retried next tick
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.video_process, "apply_async", lambda **kw: calls.append(kw))
+    assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+    assert calls == [{"args": [str(video.pk)], "queue": "media"}]
+
+
+def test_reaper_leaves_a_job_claimed_meanwhile_alone(
+    video: VideoSubmission, settings: Any, sent: list[dict[str, Any]], monkeypatch: Any
+) -> None:
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.VIGIL_MEDIA_JOB_STUCK_SECONDS + 60)
+    _age(video, status="processing", attempts=1, processing_started_at=long_ago)
+    real = video_services._stuck_job_requeue
+
+    def claimed_first(**kwargs: Any) -> bool:
+        _age(video, attempts=2, processing_started_at=timezone.now())  # a worker claimed it
+        return real(**kwargs)
+
+    monkeypatch.setattr(video_services, "_stuck_job_requeue", claimed_first)
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+    assert sent == []
+    video.refresh_from_db()
+    assert (video.status, video.attempts) == ("processing", 2)
+
+
+# --- decrypted files left by killed workers ------------------------------------------------------
+def _plant(settings: Any, name: str, *, age_seconds: float) -> Path:
+    work = Path(settings.VIGIL_WORK_DIR)
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = work / name
+    path.write_bytes(b"decrypted video")
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_decrypted_files_outlive_no_job_past_the_hard_time_limit() -> None:
+    limit = tasks.video_process.time_limit
+    assert limit
+    assert video_services.decrypted_files_max_age_seconds() == limit + 5 * 60
+
+
+@pytest.mark.django_db
+def test_every_reaper_tick_sweeps_files_left_by_killed_workers(
+    settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    abandoned = _plant(settings, "dec-killed.media", age_seconds=3)  # nobody holds its lock
+    unrelated = _plant(settings, "notes.txt", age_seconds=10**6)
+    assert media_jobs_reap() == {"requeued": 0, "failed": 0}
+    assert not abandoned.exists()
+    assert unrelated.exists()
+    assert sent == []
+
+
+def test_a_sweep_failure_never_stops_the_reaper(
+    video: VideoSubmission, monkeypatch: pytest.MonkeyPatch, sent: list[dict[str, Any]]
+) -> None:
+    monkeypatch.setattr(
+        video_services, "decrypted_tempfiles_sweep", mock.Mock(side_effect=PermissionError())
+    )
+    _age(video, created_at=timezone.now() - dt.timedelta(minutes=2))
+    assert media_jobs_reap() == {"requeued": 1, "failed": 0}
+
+
+def test_worker_start_sweeps_the_work_dir(settings: Any) -> None:
+    from celery.signals import worker_ready
+
+    abandoned = _plant(settings, "dec-killed.media", age_seconds=3)
+    worker_ready.send(sender=None)
+    assert not abandoned.exists()
 
 
 @pytest.mark.parametrize("status", ["queued", "processing"])
