@@ -13,6 +13,9 @@ in this process:
 - ``SentenceTransformer(path).encode``: the same model, same texts, same batch size (in int8 mode
   its Linear layers are quantised the same way).
 
+The three are timed in interleaved rounds (command, scorer, encode; ``--repeats`` rounds) and the
+median of each is reported.
+
 The machine's load average is printed: other processes on a shared machine slow every column.
 """
 
@@ -29,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +68,6 @@ def _texts(n: int) -> tuple[list[str], str]:
     rng = random.Random(0)
     out = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(TAILS)}" for _ in range(n)]
     return out, "generated diary sentences"
-
-
-def _median_rate(n: int, fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,19 +119,24 @@ def main(argv: list[str] | None = None) -> None:
 
         def run_command(q: bool = quantized) -> None:
             argv_ = ["--input", str(src), "--output", str(tmp / "out.jsonl"), "--no-progress"]
+            argv_ += ["--device", "cpu"]
             argv_ += ["--batch-size", str(args.batch_size)] + (["--quantized"] if q else [])
             call_command("score_texts", *argv_, stdout=io.StringIO())
 
-        r_cmd = _median_rate(len(texts), run_command, args.repeats)
-
-        def run_scorer(s: Any = scorer) -> None:
-            s.score(texts)
+        def run_scorer(sc: Any = scorer) -> None:
+            sc.score(texts)
 
         def run_st(m: Any = st) -> None:
             m.encode(texts, batch_size=args.batch_size, show_progress_bar=False)
 
-        r_score = _median_rate(len(texts), run_scorer, args.repeats)
-        r_st = _median_rate(len(texts), run_st, args.repeats)
+        # interleaved rounds: a load spike on the shared machine hits all three alike
+        times: dict[str, list[float]] = {"cmd": [], "score": [], "st": []}
+        for _ in range(args.repeats):
+            for key, fn in (("cmd", run_command), ("score", run_scorer), ("st", run_st)):
+                t0 = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t0)
+        r_cmd, r_score, r_st = (len(texts) / statistics.median(times[k]) for k in times)
         rows.append((mode, r_cmd, r_score, r_st))
     print()
     print(
