@@ -126,14 +126,21 @@ def celery_publishing_to(broker_url: str) -> Iterator[Any]:
     """
     from config.celery import app
 
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    # Celery's ``broker_url`` prefers the CELERY_BROKER_URL environment variable over its
+    # configuration (CI sets it), so the read and write URLs, which the configuration does
+    # override, are set as well.
+    keys = ("broker_url", "broker_read_url", "broker_write_url", "broker_transport_options")
+    saved = {key: app.conf.get(key) for key in keys}
     app.conf.broker_url = broker_url
+    app.conf.broker_read_url = broker_url
+    app.conf.broker_write_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 2 * 60 * 60}
     _reset_pools(app)
     try:
         yield app
     finally:
-        app.conf.broker_url, app.conf.broker_transport_options = saved
+        for key, value in saved.items():
+            app.conf[key] = value
         _reset_pools(app)
 
 

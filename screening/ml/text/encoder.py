@@ -132,33 +132,61 @@ class MiniLMEncoder:
         """Wordpieces of ``text`` without the [CLS]/[SEP] pair."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Wordpiece ids of each text without [CLS]/[SEP] (one batched call, no padding)."""
+        if not texts:
+            return []
+        return list(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
     def encode(self, texts: Sequence[str], *, progress: Any | None = None) -> np.ndarray:
         """Embed ``texts`` (truncated at 256 wordpieces): a float32 array (n, 384), unit rows.
 
-        Batches are formed from texts of similar length (sorted), so padding stays small; the
-        output is in the input order. ``progress`` is an optional callable ``(n_done) -> None``.
+        The texts are tokenized once; see :meth:`encode_ids`. ``progress`` is an optional
+        callable ``(n_done) -> None``.
+        """
+        return self.encode_ids(self.tokenize(texts), progress=progress)
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], *, progress: Any | None = None
+    ) -> np.ndarray:
+        """Embed pre-tokenized texts (wordpiece ids without [CLS]/[SEP], as :meth:`tokenize`).
+
+        Each sequence is cut to 254 wordpieces and framed by [CLS]/[SEP], exactly as the
+        tokenizer does with ``truncation=True, max_length=256``. Batches are formed from
+        sequences of the same or similar *token* length (sorted), so padding is almost nil; the
+        output is in the input order.
         """
         import torch
 
-        n = len(texts)
+        n = len(ids)
         out = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
         if n == 0:
             return out
-        order = sorted(range(n), key=lambda i: len(texts[i]))
+        cls_id = int(self.tokenizer.cls_token_id)
+        sep_id = int(self.tokenizer.sep_token_id)
+        pad_id = int(self.tokenizer.pad_token_id or 0)
+        budget = MAX_TOKENS - 2
+        framed = [[cls_id, *list(seq[:budget]), sep_id] for seq in ids]
+        order = sorted(range(n), key=lambda i: len(framed[i]))
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                width = len(framed[idx[-1]])
+                input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    seq = framed[i]
+                    input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+                    mask[row, : len(seq)] = 1
+                input_ids = input_ids.to(self.device)
+                mask = mask.to(self.device)
+                hidden = self.model(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    token_type_ids=torch.zeros_like(input_ids),
+                ).last_hidden_state
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.float().cpu().numpy()
                 if progress is not None:

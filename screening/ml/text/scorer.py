@@ -139,32 +139,77 @@ class TextScorer:
         found = split_passages(text, self._encoder.tokenizer, max_tokens=MAX_TOKENS)
         return found or [Passage(0, len(text), 0)]
 
+    def _split_all(self, texts: Sequence[str]) -> list[list[Passage]]:
+        """Passages of every text (see :meth:`_split_tokens`)."""
+        return self._split_tokens(texts)[0]
+
+    def _split_tokens(
+        self, texts: Sequence[str]
+    ) -> tuple[list[list[Passage]], list[list[int] | None]]:
+        """Passages of every text, and the wordpiece ids of the one-passage texts.
+
+        One batched tokenizer call settles the one-line texts that fit the encoder: the whole
+        (trimmed) text is their only passage and its ids are reused by the encoder, so those
+        texts are tokenized once. Other texts go through :func:`split_passages`.
+        """
+        out: list[list[Passage] | None] = [None] * len(texts)
+        ids_of: list[list[int] | None] = [None] * len(texts)
+        simple = [i for i, t in enumerate(texts) if "\n" not in t and "\r" not in t and t.strip()]
+        if simple:
+            ids = self._encoder.tokenize([texts[i] for i in simple])
+            for i, toks in zip(simple, ids, strict=True):
+                if len(toks) <= MAX_TOKENS - 2:  # fits: the whole (trimmed) text is one passage
+                    t = texts[i]
+                    start = len(t) - len(t.lstrip())
+                    out[i] = [Passage(start, len(t.rstrip()), len(toks))]
+                    ids_of[i] = list(toks)
+        split = [o if o is not None else self.passages(t) for o, t in zip(out, texts, strict=True)]
+        return split, ids_of
+
     def score(self, texts: Sequence[str]) -> list[TextScore]:
-        split = [self.passages(t) for t in texts]
-        flat = [t[p.start : p.end] for t, ps in zip(texts, split, strict=True) for p in ps]
-        x = self._encoder.encode(flat)
+        split, known = self._split_tokens(texts)
+        # wordpiece ids of every passage: reused from the split where known, else one batch call
+        todo = [
+            t[p.start : p.end]
+            for t, ps, k in zip(texts, split, known, strict=True)
+            if k is None
+            for p in ps
+        ]
+        fresh = iter(self._encoder.tokenize(todo))
+        flat: list[list[int]] = []
+        for ps, k in zip(split, known, strict=True):
+            if k is not None:
+                flat.append(k)
+            else:
+                flat.extend(next(fresh) for _ in ps)
+        x = self._encoder.encode_ids(flat)
+        # the heads run once over every passage of every text; aggregation is per text
+        v_all = softmax(self._valence.linear(x))
+        e_all = sigmoid(self._emotions.linear(x))
+        r_all = softmax(self._risk.linear(x))
         out: list[TextScore] = []
         pos = 0
         for text, ps in zip(texts, split, strict=True):
-            xs = x[pos : pos + len(ps)]
+            sl = slice(pos, pos + len(ps))
             pos += len(ps)
-            out.append(self._score_one(text, ps, xs))
+            out.append(self._score_one(text, ps, v_all[sl], e_all[sl], r_all[sl]))
         return out
 
-    def _score_one(self, text: str, ps: list[Passage], x: np.ndarray) -> TextScore:
+    def _score_one(
+        self, text: str, ps: list[Passage], v: np.ndarray, e: np.ndarray, probs: np.ndarray
+    ) -> TextScore:
         lengths = np.array([max(p.end - p.start, 1) for p in ps], dtype=np.float64)
         w = lengths / lengths.sum()
         # valence
-        vp = w @ softmax(self._valence.linear(x))
+        vp = w @ v
         vlabels = self._valence.labels
         valence = float(vp[vlabels.index("positive")] - vp[vlabels.index("negative")])
         # emotions
-        ep = w @ sigmoid(self._emotions.linear(x))
+        ep = w @ e
         elabels = self._emotions.labels
         present = tuple(lab for j, lab in enumerate(elabels) if ep[j] >= self._emo_thresholds[j])
         # crisis rules and suicide risk
         crisis = detect_crisis(text)
-        probs = softmax(self._risk.linear(x))
         r = probs[:, self._at_idx].sum(axis=1)
         worst = int(r.argmax())
         explicit = crisis.category in CRISIS_EXPLICIT

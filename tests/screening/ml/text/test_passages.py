@@ -62,3 +62,18 @@ def test_one_huge_sentence_is_cut_on_wordpieces(scorer: TextScorer) -> None:
 def test_tiny_budget_rejected(scorer: TextScorer) -> None:
     with pytest.raises(ValueError):
         split_passages("hello", scorer.encoder.tokenizer, max_tokens=4)
+
+
+def test_fast_path_matches_the_splitter(scorer: TextScorer) -> None:
+    texts = [
+        "  One line, two sentences. Short!  ",
+        "Line one.\nLine two.",
+        "",
+        "word " * 400,
+        "Plain.",
+    ]
+    fast = scorer._split_all(texts)
+    slow = [scorer.passages(t) for t in texts]
+    assert [[(p.start, p.end) for p in ps] for ps in fast] == [
+        [(p.start, p.end) for p in ps] for ps in slow
+    ]
