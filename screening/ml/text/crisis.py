@@ -37,7 +37,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.1.0"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.2.0"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -206,8 +206,15 @@ _FRAGMENTS: dict[str, str] = {
         r"|afternoon|weekend|week|friday|saturday|sunday|monday|tuesday|wednesday|thursday)"
         r"|in (?:an?|a few|a couple of|\d+|one|two|three|few) (?:minutes?|mins?|hours?|hrs?)"
         r"|when (?:everyone|they|my parents|my family) (?:is|are|goes?|fall|falls) (?:asleep"
-        r"|to sleep|to bed|out)|at midnight|on my birthday|before (?:morning|sunrise|dawn))"
+        r"|to sleep|to bed|out)|at midnight|on my birthday|before (?:morning|sunrise|dawn)"
+        # 1.2.0: "after everyone's asleep", "when they leave", "once my parents are gone"
+        r"|(?:when|after|once) (?:everyone|everybody|they|my parents|my family|my wife"
+        r"|my husband|my partner|my roommates?|the kids|my mom|my mum|my dad)(?:'s|s| is| are"
+        r"| has| have)? (?:asleep|gone|gone to bed|goes to bed|go to bed|go out|goes out|leave"
+        r"|leaves|left|fall asleep|falls asleep|go to sleep|goes to sleep|out))"
     ),
+    # a time cue for the method rules: TIMING, or a clause-final "now" ("I'm doing it now.")
+    "WHEN": r"(?:{TIMING}|now(?= ?(?:[.!?,;\n]|$)))",
     # gap words between an act and its timing; never across a conjunction
     "GAP": r"(?: (?!(?:but|and|because|so|though|although|yet|or)(?![a-z0-9]))\w+){0,4}",
     "ANYMORE": r"(?:any ?more|no more|any longer|no longer|nemore)",
@@ -272,6 +279,45 @@ _ACT = (
     r"|overdose|od|o\.d\.?|jump (?:off|from|in front of) (?:a|the|this|that) (?:\w+ )?"
     r"(?:bridge|building|roof|train|cliff|balcony|ledge|overpass|tower|car|bus)|unalive {SELFANY}"
     r"|off {SELFANY}|ctb|end it(?! with))"
+)
+
+# 1.2.0: a lethal method named without any death word ("take all my pills", "jump off the roof",
+# "drive my car into a wall"), base and -ing forms. Ordinary uses stay out: an overdose needs an
+# amount ({BIG}) and not "as prescribed / with breakfast"; a jump needs a height, a vehicle or the
+# tracks (not a diving board); a cut needs the wrists, the throat or "deep"; a drive needs a crash
+# target (not "to work"); carbon monoxide needs a verb of use (not "the detector").
+_METHOD = (
+    r"(?:(?:take|taking|swallow|swallowing|down|downing) {BIG} (?:of )?(?:my |the |these |those"
+    r" |his |her |mom's |mums |dad's )?(?:\w+ )?{PILLS}(?! (?:as prescribed|with (?:food"
+    r"|breakfast|lunch|dinner|a meal|meals|water like)|on time|every|each|daily|like (?:the|my)"
+    r" (?:doctor|gp|psychiatrist)|for (?:my|the) (?:cold|headache|flu|pain)))"
+    r"|(?:swallow|swallowing|take|taking|down|downing) (?:the|a|my) (?:whole |entire )?(?:bottle"
+    r"|box|pack|packet|stash)(?! of (?:water|wine|juice|soda|coke|milk|beer|vodka|chips|cereal))"
+    r"|(?:overdose|overdosing|od|od'?ing|o\.d\.?)(?! (?:on|with) (?:caffeine|coffee|sugar"
+    r"|chocolate|candy|netflix|anime))"
+    r"|(?:jump|jumping|leap|leaping|throw myself|throwing myself) (?:off|from) (?:a |the |this"
+    r" |that |my |our |some )?(?:\w+ )?(?:bridge|roof|rooftop|building|balcony|cliff|ledge"
+    r"|overpass|tower|car park|parking garage|multi storey|window)(?! (?:into (?:the |a )?(?:pool"
+    r"|foam pit|lake|sea|ocean|water)|for fun|with (?:my )?friends))"
+    r"|(?:jump|jumping|step|stepping|walk|walking|throw myself|throwing myself|lie down|lying down"
+    r"|lay down|laying down) (?:in front of|under|onto|on) (?:a |the |an )?(?:oncoming |next |moving"
+    r" )?(?:train|bus|truck|lorry|car|traffic|tracks|train tracks|railway tracks|subway|tube)"
+    r"(?! (?:to|and) (?:wave|say|take|get|catch|board))"
+    r"|hang {SELF}|hanging {SELF}|(?:tie|tying|tighten|tightening|put|putting) (?:the|a|my)"
+    r" (?:rope|noose) (?:around|round) my neck"
+    r"|(?:cut|cutting|slit|slitting|slice|slicing|slash|slashing) (?:open )?my (?:wrists?|throat"
+    r"|veins)|(?:cut|cutting) (?:myself )?(?:really |so |too |extra )?(?:deep|deeper|deeply)"
+    r"(?! (?:into|in to|cuts))"
+    r"|(?:drive|driving|crash|crashing|steer|steering|swerve|swerving|wrap|wrapping) (?:my car"
+    r" |the car |my truck |it )?(?:off|into) (?:a |the |an )?(?:\w+ )?(?:wall|tree|cliff|bridge"
+    r"|road|oncoming traffic|traffic|truck|lorry|river|lake|barrier|pole|pillar|overpass)"
+    r"|(?:put|putting|hold|holding|press|pressing) (?:the|a|my|dad's|his) (?:gun|pistol|revolver"
+    r"|shotgun|rifle|barrel) (?:to|in|against|into|under) my (?:head|mouth|temple|chin)"
+    r"|shoot {SELF}|shooting {SELF}|gas {SELF}|gassing {SELF}"
+    r"|(?:use|using|try|trying|inhale|inhaling|breathe in|breathing in) (?:the )?(?:carbon"
+    r" monoxide|exhaust fumes|car exhaust)(?! (?:detector|alarm|sensor|test))"
+    r"|(?:run|running|start|starting|leave|leaving|sit|sitting) (?:in )?(?:my |the )?(?:car"
+    r"|engine)(?: running)? (?:\w+ ){0,3}in the (?:closed |shut |locked )?garage)"
 )
 
 RULES: tuple[Rule, ...] = (
@@ -350,6 +396,23 @@ RULES: tuple[Rule, ...] = (
         r"|roof|rooftop|tracks|railway|train tracks|cliff)",
         anchor=True,
     ),
+    # 1.2.0: a stated intent or a time cue with a lethal method and no death word
+    Rule(
+        "imminent_intent.method_intent",
+        _II,
+        r"(?<!was\x20)(?<!were\x20)(?<!wasn't\x20)(?<!wasnt\x20)(?<!not\x20)(?<!never\x20)"
+        r"{GOING} {ADV}(?:try to |try and |just )?" + _METHOD,
+        past_category=_AI,
+    ),
+    Rule(
+        "imminent_intent.method_timed",
+        _II,
+        r"(?:i'm|im|i am|i|i'll|ill|i will|want to|wanna|ready to|time to|i'm gonna|im gonna) {ADV}"
+        + _METHOD
+        + r"{GAP} {WHEN}|{WHEN}(?: \w+){0,3} (?:i'm|im|i am|i|i'll|ill|i will) {ADV}(?:{GOING} )?"
+        r"{ADV}" + _METHOD,
+        past_category=_AI,
+    ),
     Rule(
         "imminent_intent.recent_attempt",
         _II,
@@ -404,7 +467,9 @@ RULES: tuple[Rule, ...] = (
         "plan.means_ready",
         _PL,
         r"(?:the |my |a )?(?:rope|noose|pills|gun|razor|blade|exit bag) (?:is |are |'s )?"
-        r"(?:all )?(?:ready|set up|tied|loaded|waiting for me|prepared)",
+        r"(?:all )?(?:ready|set up|tied|loaded|waiting for me|prepared)(?! (?:for|to take) (?:the"
+        r" trip|my trip|the week|the weekend|travel|travelling|traveling|work|school|the morning"
+        r"|tomorrow morning|breakfast|holiday|vacation|camping|hunting|the range|a|my|the)\b)",
         past_category=_AI,
     ),
     Rule(
@@ -477,7 +542,18 @@ RULES: tuple[Rule, ...] = (
         _PL,
         r"(?:planning|plan|planned|plans|planing) (?:to|on|for) {ADV}(?:" + _ACT + r"|{SUICIDE}"
         r"|my (?:own )?death|my (?:own )?suicide|killing {SELF}|ending (?:it|my life)|jump"
-        r"|overdosing)",
+        r"|overdosing|" + _METHOD + r")",
+        past_category=_AI,
+    ),
+    # 1.2.0: means named, then the thought or intent of using them on oneself
+    Rule(
+        "plan.means_on_self",
+        _PL,
+        r"(?:(?:gun|handgun|pistol|revolver|rifle|shotgun|firearm|rope|noose|knife|blade|blades"
+        r"|razor|razor blades|{PILLS})(?: \w+){0,10} (?:{THOUGHT}|{WANT}|{GOING}|tempted to|urge"
+        r" to|been thinking about|keep thinking about) {ADV}(?:to )?(?:use|using) (?:it|them|that"
+        r"|this|those|these)|(?:use|using) (?:the|a|my|dad's|his|that|this) (?:gun|handgun|pistol"
+        r"|revolver|rifle|shotgun|rope|noose|knife|blade|razor)) on {SELF}",
         past_category=_AI,
     ),
     Rule(

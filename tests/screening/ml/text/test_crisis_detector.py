@@ -144,6 +144,33 @@ MUST_CATCH: list[tuple[str, str]] = [
     ("I tried to kill myself last night", "imminent_intent"),
     ("I just tried to hang myself", "imminent_intent"),
     ("I've decided to end my life this weekend", "imminent_intent"),
+    # method + intent/preparation without any death word (detector 1.2.0)
+    ("Tonight I am going to take all my pills, I have them ready.", "imminent_intent"),
+    ("I'm going to swallow all my tablets tonight", "imminent_intent"),
+    ("im taking all my meds right now", "imminent_intent"),
+    ("gonna od on my meds tonight", "imminent_intent"),
+    ("I'm going to take the whole bottle of sleeping pills tonight", "imminent_intent"),
+    ("when they leave I'm going to swallow all the pills", "imminent_intent"),
+    ("I want to take all my pills tonight", "imminent_intent"),
+    ("I'm going to jump off the roof tonight", "imminent_intent"),
+    ("this weekend I'm going to jump off the building", "imminent_intent"),
+    ("I'll step in front of a train tomorrow", "imminent_intent"),
+    ("I'm going to step in front of a bus", "imminent_intent"),
+    ("I'm going to hang myself after everyone's asleep", "imminent_intent"),
+    ("i'm going to cut my wrists tonight", "imminent_intent"),
+    ("Tonight I'm going to cut deep", "imminent_intent"),
+    ("I'm gonna drive my car into a wall tonight", "imminent_intent"),
+    ("I will drive off the road when they leave", "imminent_intent"),
+    ("I'm going to put the gun to my head", "imminent_intent"),
+    ("I'm going to sit in the car in the garage with the engine running tonight", "imminent_intent"),
+    ("I'm going to use the car exhaust this weekend", "imminent_intent"),
+    ("I'm doing it tonight. I'm going to tie the noose around my neck", "imminent_intent"),
+    ("I have the pills ready", "plan"),
+    ("I have the tablets stockpiled", "plan"),
+    ("I've been saving my pills", "plan"),
+    ("I have a gun at home and I've been thinking about using it on myself", "plan"),
+    ("I'm planning to take all my pills", "plan"),
+    ("I've been planning on jumping off the overpass", "plan"),
     # distress: hopelessness, burden, can't go on
     ("I can't go on like this", "distress"),
     ("I feel so hopeless", "distress"),
@@ -246,6 +273,34 @@ MUST_NOT_RAISE: list[str] = [
     "Everyone would not be better off without me",
     "my friend thinks everyone would be better off without her",
     "nobody would notice if I disappeared for a week",
+    # ordinary uses of method words, and discounted method statements (detector 1.2.0)
+    "I'm not going to take all my pills",
+    "I would never jump off the bridge",
+    "if I took all my pills tonight I'd be sick",
+    "my friend took all her pills",
+    "she is going to take all her pills tonight",
+    "I take my pills every morning",
+    "I forgot to take my pills tonight",
+    "I forgot to take all my pills today",
+    "jumping off the diving board at the pool tonight was fun",
+    "we're going to cut the cake tonight",
+    "I'm going to drive my car to work",
+    "the bridge was closed so I took the train",
+    "In the movie he jumps off the bridge tonight",
+    'He said "I\'m going to take all my pills tonight" in the play',
+    "I'm going to take all my pills with breakfast like the doctor said",
+    "I'm going to cut my hair tonight",
+    "I'm going to jump off the diving board today",
+    "I'm going to take the train tonight",
+    "I have my pills ready for the trip",
+    "tonight I'm going to drive my car into the garage",
+    "I'm going to walk in front of the school bus to wave at the kids",
+    "I'm going to check the carbon monoxide detector today",
+    "I'm going to step in front of the camera tonight",
+    "the words cut deep tonight",
+    "did you take all your pills today",
+    "I'm going to down a whole bottle of water after the run today",
+    "I'm going to use the knife on the chicken tonight",
 ]
 
 
@@ -562,6 +617,7 @@ def test_every_rule_fires_on_something() -> None:
         "tonight is the night. i want to die",
         "the noose is around my neck",
         "I'm overdosing right now",
+        "I've just overdosed",
         "I bought a gun yesterday. I want to die.",
         "my razor blades are in my drawer",
         "the rope is ready",
@@ -635,9 +691,80 @@ def test_absence_of_self_in_the_remote_past_is_lowered() -> None:
 
 
 def test_detector_version_was_bumped_for_the_burden_rules() -> None:
-    assert DETECTOR_VERSION == "1.1.0"
+    assert tuple(int(part) for part in DETECTOR_VERSION.split(".")) >= (1, 1, 0)
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "passive_ideation.better_off_without_me",
         "passive_ideation.no_one_would_miss_me",
     } <= ids
+
+
+# --- method + intent/preparation without death words (detector 1.2.0) ----------------------------
+
+
+def test_detector_version_was_bumped_for_the_method_rules() -> None:
+    assert DETECTOR_VERSION == "1.2.0"
+    ids = {rule.rule_id for rule in crisis.RULES}
+    assert {
+        "imminent_intent.method_intent",
+        "imminent_intent.method_timed",
+        "plan.means_on_self",
+    } <= ids
+
+
+def test_the_overdose_plan_found_by_the_behavioural_test_is_a_red_alert() -> None:
+    text = "Tonight I am going to take all my pills, I have them ready."
+    result = detect_crisis(text)
+    assert result.category == "imminent_intent"
+    spans = [s for s in result.spans if s.category == "imminent_intent"]
+    assert any("take all my pills" in text[s.start : s.end] for s in spans), result
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("I don't want to take all my pills tonight", "negated"),
+        ("my friend is going to take all her pills tonight", "third_person"),
+        ("if I take all my pills tonight I will be sick", "hypothetical"),
+        ('he said "I am going to jump off the roof tonight"', "quoted"),
+        ("in the movie I'm going to jump off the roof tonight is the best line", "fiction"),
+    ],
+)
+def test_method_statements_are_discounted_in_context(text: str, flag: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), (text, result)
+    assert flag in result.flags, (text, result)
+
+
+@pytest.mark.parametrize(
+    ("plain", "timed"),
+    [
+        ("I'm saving my pills", "I'm going to take all my pills tonight"),
+        ("I bought a rope", "I'm going to hang myself tonight"),
+        ("I have the pills ready", "I have the pills ready, I'm taking all the pills tonight"),
+    ],
+)
+def test_a_time_cue_raises_means_to_imminent_intent(plain: str, timed: str) -> None:
+    assert detect_crisis(plain).category == "plan"
+    assert detect_crisis(timed).category == "imminent_intent"
+
+
+@pytest.mark.parametrize(
+    ("ordinary", "crisis_text"),
+    [
+        ("I take my pills every morning", "I'm going to take all my pills tonight"),
+        ("I'm going to drive my car to work", "I'm going to drive my car into a wall"),
+        ("we're going to cut the cake tonight", "I'm going to cut my wrists tonight"),
+        ("I'm going to jump off the diving board today", "I'm going to jump off the roof today"),
+        ("I'm going to take the train tonight", "I'm going to step in front of the train tonight"),
+    ],
+)
+def test_the_method_word_not_the_verb_makes_the_difference(ordinary: str, crisis_text: str) -> None:
+    assert detect_crisis(ordinary).category == "none"
+    assert detect_crisis(crisis_text).category == "imminent_intent"
+
+
+def test_a_remote_past_method_intent_is_lowered() -> None:
+    result = detect_crisis("When I was 15 I decided to take all my pills")
+    assert result.category == "active_ideation"
+    assert "past" in result.flags
