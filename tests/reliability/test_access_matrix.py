@@ -12,8 +12,9 @@ anonymous, an expired token and a revoked token) and each method, the matrix che
 Portal routes are checked for the callers without a portal session (they are sent to the portal's
 login, nothing else); Django admin routes (one rule for everything under ``admin/``) send every
 caller without a staff session to the admin login. The signed-in portal roles are the portal's
-own tests (``tests/clinician_portal/``). There is no FHIR route or integration-client credential
-yet: add rules (and the persona) when ``/fhir/`` is mounted; the route test will demand it.
+own tests (``tests/clinician_portal/``). FHIR routes are checked for every persona above plus two
+integration clients (client-credentials tokens): one of the patients' clinic, which may read its
+clinic's records, and one of another clinic, which must never see patient B's data.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from clinician_portal.fhir.services import fhir_client_create
 from privacy.audit import Actor
 from privacy.auth import token_issue
 from privacy.models import AccessEvent, ApiToken
@@ -240,6 +242,7 @@ def cast(world: Any) -> dict[str, Any]:
         "secrets": secrets,
         "users": people,
         "pseudonym": str(b.pseudonym),
+        "world": world,
     }
 
 
@@ -392,7 +395,26 @@ def _fhir_path(route: str, pseudonym: str) -> str:
 def test_fhir_access_matrix(cast: dict[str, Any]) -> None:
     """FHIR: bad or missing tokens 401, patients 403, staff never a server error, and only the
     treating clinician may see patient B's data."""
-    clients, secrets = cast["clients"], cast["secrets"]
+    clients, secrets = dict(cast["clients"]), cast["secrets"]
+    # Integration clients (client-credentials tokens with system scopes): one of the patients'
+    # clinic, which may read its clinic's records, and one of another clinic, which may not.
+    clinic = cast["world"].patient_b.organisation
+    for persona, organisation in (
+        ("integration", clinic),
+        ("other_integration", OrganisationFactory()),
+    ):
+        fhir_client, secret = fhir_client_create(organisation=organisation, name=persona)
+        token = APIClient().post(
+            "/fhir/auth/token",
+            {
+                "grant_type": "client_credentials",
+                "client_id": fhir_client.client_id,
+                "client_secret": secret,
+            },
+            format="multipart",
+        )
+        assert token.status_code == 200, token.content
+        clients[persona] = _client(token.json()["access_token"])
     failures: list[str] = []
     requests = 0
     for route, _ in routes():
@@ -429,9 +451,10 @@ def test_fhir_access_matrix(cast: dict[str, Any]) -> None:
                 body = response.content.decode(errors="replace")
                 # The pseudonym is in the URL of the read (an OperationOutcome may echo it).
                 others = [s for s in secrets if s != cast["pseudonym"]]
-                if persona not in ("patient_b", "clinician") and any(s in body for s in others):
+                may_see_b = ("patient_b", "clinician", "integration")
+                if persona not in may_see_b and any(s in body for s in others):
                     failures.append(f"{label}: body contains patient B's data")
-    FIGURES.update(fhir_requests=requests)
+    FIGURES.update(fhir_requests=requests, fhir_personas=len(clients))
     assert not failures, "\n".join(failures)
 
 

@@ -162,7 +162,10 @@ MUST_CATCH: list[tuple[str, str]] = [
     ("I'm gonna drive my car into a wall tonight", "imminent_intent"),
     ("I will drive off the road when they leave", "imminent_intent"),
     ("I'm going to put the gun to my head", "imminent_intent"),
-    ("I'm going to sit in the car in the garage with the engine running tonight", "imminent_intent"),
+    (
+        "I'm going to sit in the car in the garage with the engine running tonight",
+        "imminent_intent",
+    ),
     ("I'm going to use the car exhaust this weekend", "imminent_intent"),
     ("I'm doing it tonight. I'm going to tie the noose around my neck", "imminent_intent"),
     ("I have the pills ready", "plan"),

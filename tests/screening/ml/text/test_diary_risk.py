@@ -52,15 +52,17 @@ def test_known_false_alarm_loneliness(scorer: TextScorer) -> None:
     assert not s.at_risk
 
 
-# Known miss (2026-11-21): an overdose plan without the words "suicide", "die" or "kill" is not in
-# the crisis detector's rules and the embedding model scores it low. strict: a fix is announced.
+# Former miss (2026-11-21): an overdose plan without the words "suicide", "die" or "kill". Fixed in
+# crisis detector 1.2.0 (method + intent rules, docs/crisis-detector.md): a red crisis category
+# makes it at risk whatever the embedding model scores.
 KNOWN_MISS = "Tonight I am going to take all my pills, I have them ready."
 
 
-@pytest.mark.xfail(strict=True, reason="overdose plan without suicide words is missed (see docs)")
-def test_known_miss_overdose_plan(scorer: TextScorer) -> None:
+def test_overdose_plan_without_death_words_is_at_risk(scorer: TextScorer) -> None:
     (s,) = scorer.score([KNOWN_MISS])
+    assert s.crisis.category == "imminent_intent"
     assert s.at_risk
+    assert s.risk_level in AT_RISK_LEVELS
 
 
 def test_ordinary_diary_lines_are_not_at_risk(scorer: TextScorer) -> None:
