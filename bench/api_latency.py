@@ -41,6 +41,9 @@ def _configure() -> str:
     os.environ["VIGIL_RATE_UPLOAD"] = "1000000/hour"
     # Measure the request, not a broker: the beat relay delivers the outbox in production.
     os.environ["VIGIL_ALERT_RELAY_ON_COMMIT"] = "false"
+    # Work enqueued after commit (text scoring of the bench's diary entries) goes to an in-process
+    # broker nobody consumes, never to the development queue a `make run` worker serves.
+    os.environ["CELERY_BROKER_URL"] = "memory://"
     os.environ.setdefault("VIGIL_LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     return label
