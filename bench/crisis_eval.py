@@ -1,8 +1,11 @@
 """Per-user recall/precision of the crisis detector on a C-SSRS-labelled Reddit CSV (one-off).
 
-    .venv/bin/python bench/crisis_eval.py /work/shared/datasets/cssrs-reddit/dev.csv
+    .venv/bin/python bench/crisis_eval.py [--data-dir DIR] [--threshold CATEGORY] [--denormalise]
 
-The CSV has columns ``User``, ``Post`` (a Python list literal of that user's posts) and ``Label``
+``--data-dir`` defaults to ``VIGIL_TEXT_DATA_DIR`` or ``../shared/datasets`` next to the checkout
+(read by ``screening.ml.text.datasets.read_cssrs``, as the text heads' training does). Its
+``cssrs-reddit/dev.csv`` has columns ``User``, ``Post`` (a Python list literal of that user's
+posts) and ``Label``
 (``Supportive``, ``Indicator``, ``Ideation``, ``Behavior``, ``Attempt``). A user is *at risk* when
 labelled Ideation, Behavior or Attempt; the detector flags a user when the highest category over
 their posts reaches the threshold (default ``passive_ideation``). The dataset's authors replaced
@@ -14,8 +17,6 @@ post text. Not part of the test suite (the data is not shipped with Vigil).
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import re
 import sys
 import time
@@ -25,8 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from screening.ml.text.crisis import CATEGORIES, detect_crisis, detector_info
+from screening.ml.text.datasets import DatasetMissing, default_data_dir, read_cssrs, require
 
-AT_RISK = {"Ideation", "Behavior", "Attempt"}
+AT_RISK = {"ideation", "behavior", "attempt"}
 _RANK = {name: i for i, name in enumerate(CATEGORIES)}
 _DENORMALISE = [
     (re.compile(r"\bPain (myself|yourself|himself|herself|themselves|me)\b"), r"hurt \1"),
@@ -44,41 +46,34 @@ def denormalise(text: str) -> str:
     return text
 
 
-def parse_posts(cell: str) -> tuple[list[str], bool]:
-    """The list of posts; a cell cut at 32,767 characters (a spreadsheet limit) is read whole."""
-    try:
-        value = ast.literal_eval(cell)
-    except (SyntaxError, ValueError):
-        return [cell], False
-    return [str(post) for post in value], True
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("csv_path", type=Path)
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--threshold", default="passive_ideation", choices=CATEGORIES[1:])
     parser.add_argument("--denormalise", action="store_true")
     args = parser.parse_args()
 
-    csv.field_size_limit(10_000_000)
-    rows = list(csv.DictReader(args.csv_path.open(encoding="utf-8")))
+    try:
+        require(args.data_dir)
+    except DatasetMissing as exc:
+        print(exc)
+        return 2
+    users = read_cssrs(args.data_dir)
     threshold = _RANK[args.threshold]
     confusion: Counter[tuple[bool, bool]] = Counter()
     by_label: Counter[tuple[str, str]] = Counter()
-    posts = chars = truncated = 0
+    posts = chars = 0
     started = time.perf_counter()
-    for row in rows:
-        user_posts, complete = parse_posts(row["Post"])
-        truncated += not complete
+    for user in users:
         best = 0
-        for post in user_posts:
+        for post in user.posts:
             text = denormalise(post) if args.denormalise else post
             posts += 1
             chars += len(text)
             best = max(best, _RANK[detect_crisis(text).category])
-        truth = row["Label"] in AT_RISK
+        truth = user.label in AT_RISK
         confusion[(truth, best >= threshold)] += 1
-        by_label[(row["Label"], CATEGORIES[best])] += 1
+        by_label[(user.label, CATEGORIES[best])] += 1
     elapsed = time.perf_counter() - started
 
     tp, fn = confusion[(True, True)], confusion[(True, False)]
@@ -88,12 +83,11 @@ def main() -> int:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     info = detector_info()
     print(f"detector {info.name} {info.version} sha256 {info.sha256[:16]}")
-    print(f"users {len(rows)}  posts {posts}  chars {chars}  seconds {elapsed:.1f}")
-    print(f"cells cut short (read as one text): {truncated}")
+    print(f"users {len(users)}  posts {posts}  chars {chars}  seconds {elapsed:.1f}")
     print(f"threshold >= {args.threshold}  denormalise={args.denormalise}")
     print(f"TP {tp}  FN {fn}  FP {fp}  TN {tn}")
     print(f"recall {recall:.3f}  precision {precision:.3f}  F1 {f1:.3f}")
-    labels = ["Supportive", "Indicator", "Ideation", "Behavior", "Attempt"]
+    labels = ["supportive", "indicator", "ideation", "behavior", "attempt"]
     print("label       " + " ".join(f"{c[:10]:>10}" for c in CATEGORIES))
     for label in labels:
         counts = " ".join(f"{by_label[(label, c)]:>10}" for c in CATEGORIES)

@@ -669,43 +669,74 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
             logger.warning("alert %s: escalation chain exhausted, still open", alert.pk)
             return True
         level, repeat = step
-        _outbox_users(
+        _escalation_step_take(
             alert=alert,
-            user_ids=users,
+            actor=actor,
+            policy=policy,
+            chain=chain,
             level=level,
             repeat=repeat,
-            policy=policy,
-            step=f"{level}.{repeat}",
+            users=users,
+            code=f"escalated:{chain[level]['target']}:{repeat}",
+            step_key=f"{level}.{repeat}",
+            action="alert.escalate",
+            reason=f"level {level}.{repeat}",
             now=now,
         )
-        alert.escalation_level, alert.escalation_repeat = level, repeat
-        alert.next_escalation_at = now + dt.timedelta(minutes=int(chain[level]["delay_minutes"]))
-        alert.save(
-            update_fields=[
-                "escalation_level",
-                "escalation_repeat",
-                "next_escalation_at",
-                "updated_at",
-            ]
-        )
-        _transition(
-            alert=alert,
-            actor=actor,
-            from_state=AlertState.OPEN,
-            to_state=AlertState.OPEN,
-            code=f"escalated:{chain[level]['target']}:{repeat}",
-            level=level,
-        )
-        access_record(
-            actor=actor,
-            action="alert.escalate",
-            patient_id=alert.patient_id,
-            resource_type="Alert",
-            resource_id=alert.pk,
-            reason=f"level {level}.{repeat}",
-        )
-        _relay_soon()
     return True
+
+
+def _escalation_step_take(
+    *,
+    alert: Alert,
+    actor: Actor,
+    policy: EscalationPolicy,
+    chain: list[dict[str, Any]],
+    level: int,
+    repeat: int,
+    users: list[int],
+    code: str,
+    step_key: str | None,
+    action: str,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """One escalation step, by the sweeper or by a clinician (inside the caller's transaction,
+    with the alert row locked): the transition, a notification per user and channel (keyed by
+    ``step_key``; None keys it by the transition, so each manual request notifies once), the new
+    level and, for an open alert, the next deadline, then the audit event and a relay kick."""
+    transition = _transition(
+        alert=alert,
+        actor=actor,
+        from_state=alert.state,
+        to_state=alert.state,
+        code=code,
+        level=level,
+    )
+    _outbox_users(
+        alert=alert,
+        user_ids=users,
+        level=level,
+        repeat=repeat,
+        policy=policy,
+        step=step_key or f"manual-{transition.pk}",
+        now=now,
+    )
+    alert.escalation_level, alert.escalation_repeat = level, repeat
+    if alert.state == AlertState.OPEN:
+        alert.next_escalation_at = now + dt.timedelta(minutes=int(chain[level]["delay_minutes"]))
+    alert.save(
+        update_fields=["escalation_level", "escalation_repeat", "next_escalation_at", "updated_at"]
+    )
+    access_record(
+        actor=actor,
+        action=action,
+        patient_id=alert.patient_id,
+        resource_type="Alert",
+        resource_id=alert.pk,
+        reason=reason,
+    )
+    _relay_soon()
 
 
 def escalation_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
@@ -1256,44 +1287,20 @@ def alert_escalate_manual(
         if found is None:
             raise AlertTransitionInvalid(state=alert.state, wanted="escalated")
         level, users = found
-        transition = _transition(
+        _escalation_step_take(
             alert=alert,
             actor=actor,
-            from_state=alert.state,
-            to_state=alert.state,
-            code=f"escalated_manual:{chain[level]['target']}",
-            level=level,
-        )
-        _outbox_users(
-            alert=alert,
-            user_ids=users,
+            policy=policy,
+            chain=chain,
             level=level,
             repeat=0,
-            policy=policy,
-            step=f"manual-{transition.pk}",
+            users=users,
+            code=f"escalated_manual:{chain[level]['target']}",
+            step_key=None,
+            action="alert.escalate_manual",
+            reason=f"level {level}",
             now=now,
         )
-        alert.escalation_level, alert.escalation_repeat = level, 0
-        if alert.state == AlertState.OPEN:
-            delay = int(chain[level]["delay_minutes"])
-            alert.next_escalation_at = now + dt.timedelta(minutes=delay)
-        alert.save(
-            update_fields=[
-                "escalation_level",
-                "escalation_repeat",
-                "next_escalation_at",
-                "updated_at",
-            ]
-        )
-        access_record(
-            actor=actor,
-            action="alert.escalate_manual",
-            patient_id=alert.patient_id,
-            resource_type="Alert",
-            resource_id=alert.pk,
-            reason=f"level {level}",
-        )
-        _relay_soon()
     return alert
 
 

@@ -939,6 +939,11 @@ def _score_sources(kind: str) -> tuple[RowSource, ...]:
     return tuple(sources)
 
 
+def _numeric_pk(resource_id: str) -> str | None:
+    """Resources keyed by an integer primary key: anything else is no such resource."""
+    return resource_id if resource_id.isdigit() else None
+
+
 def registry_build() -> dict[str, ResourceSpec]:
     """Every implemented resource type (built at first use, after the apps are ready)."""
     survey_codes = frozenset({"44261-6", "70274-6", "44260-8"})
@@ -970,7 +975,7 @@ def registry_build() -> dict[str, ResourceSpec]:
                     to_resources=_practitioners,
                     ts_field=None,
                     patient_field=None,
-                    id_to_pk=lambda rid: rid if rid.isdigit() else None,
+                    id_to_pk=_numeric_pk,
                 ),
             ),
             (P_ID,),
@@ -982,7 +987,7 @@ def registry_build() -> dict[str, ResourceSpec]:
                     queryset=lambda p: Organisation.objects.filter(pk=p.organisation_id),
                     to_resources=_organizations,
                     patient_field=None,
-                    id_to_pk=lambda rid: rid if rid.isdigit() else None,
+                    id_to_pk=_numeric_pk,
                 ),
             ),
             (P_ID, P_LAST),
@@ -997,7 +1002,7 @@ def registry_build() -> dict[str, ResourceSpec]:
                     to_resources=_care_teams,
                     ts_field=None,
                     patient_field=None,
-                    id_to_pk=lambda rid: rid if rid.isdigit() else None,
+                    id_to_pk=_numeric_pk,
                 ),
             ),
             (P_ID,),
@@ -1096,7 +1101,7 @@ def registry_build() -> dict[str, ResourceSpec]:
                     queryset=_consent_queryset,
                     to_resources=_consents,
                     date_field="created_at",
-                    id_to_pk=lambda rid: rid if rid.isdigit() else None,
+                    id_to_pk=_numeric_pk,
                 ),
             ),
             (P_ID, P_LAST, P_PATIENT, P_DATE("When it was recorded"), P_STATUS, P_CATEGORY),
@@ -1109,7 +1114,7 @@ def registry_build() -> dict[str, ResourceSpec]:
                     to_resources=_audit_events,
                     ts_field="occurred_at",
                     date_field="occurred_at",
-                    id_to_pk=lambda rid: rid if rid.isdigit() else None,
+                    id_to_pk=_numeric_pk,
                 ),
             ),
             (P_ID, P_LAST, P_PATIENT, P_DATE("When it was recorded")),
