@@ -2,7 +2,11 @@
 
 - ``default``: light bookkeeping (token purge, stuck-job reaper, notifications later).
 - ``media``: CPU-heavy media work (decode, prosody, face, transcript). Prefetch 1.
-- ``gpu``: batched model inference; served by CPU workers when no GPU exists.
+- ``gpu``: batched model inference; served by CPU workers when no GPU exists. Its worker
+  gathers text-scoring jobs into batches (``screening/batching.py``, ``docs/batching.md``):
+  ``VIGIL_GPU_BATCH_SIZE`` jobs or ``VIGIL_GPU_BATCH_WAIT_SECONDS``, whichever comes first. It
+  must run with ``--prefetch-multiplier`` >= the batch size (``-Q gpu --concurrency 1
+  --prefetch-multiplier 32``), or it only ever holds one message and every batch has one job.
 
 Reliability (why each setting; proved by ``tests/reliability/``, see ``docs/reliability.md``):
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a job whose worker dies is redelivered, not
@@ -12,7 +16,9 @@ Reliability (why each setting; proved by ``tests/reliability/``, see ``docs/reli
   ``too_many_attempts`` (or ``timed_out`` by the reaper). That failed row, with its reason, is the
   dead-letter record the patient and the clinic see; a poison video cannot loop forever.
 - ``worker_prefetch_multiplier = 1``: a worker holds one job at a time, so a slow video does not
-  hold others hostage and a crash redelivers at most one job.
+  hold others hostage and a crash redelivers at most one job. The gpu worker overrides it on its
+  command line (batches); its batch messages are acknowledged when the batch returns and rejected
+  without requeue when it fails or its process is lost (the scoring reaper re-sends the work).
 - ``worker_cancel_long_running_tasks_on_connection_loss``: a worker that loses the broker can no
   longer acknowledge what it runs, and the broker will hand those jobs out again; stop them rather
   than run two copies.
@@ -45,6 +51,9 @@ app.conf.update(
     task_default_queue="default",
     task_routes={
         "screening.tasks.video_process": {"queue": "media"},
+        "screening.tasks.text_scoring_batch": {"queue": "gpu"},
+        "screening.tasks.text_analysis_run": {"queue": "gpu"},
+        "screening.tasks.transcript_analysis_run": {"queue": "gpu"},
     },
     task_acks_late=True,
     task_reject_on_worker_lost=True,

@@ -349,6 +349,11 @@ VIGIL_MOOD_BASELINE_DAYS = env_int("VIGIL_MOOD_BASELINE_DAYS", 28) or 28
 VIGIL_MOOD_BASELINE_MIN = env_int("VIGIL_MOOD_BASELINE_MIN", 5) or 5
 VIGIL_SCORING_REAP_DAYS = env_int("VIGIL_SCORING_REAP_DAYS", 7) or 7
 VIGIL_SCORING_REAP_COOLDOWN_SECONDS = env_int("VIGIL_SCORING_REAP_COOLDOWN_SECONDS", 600) or 600
+# The gpu queue's worker scores text jobs in batches: up to this many jobs per scorer call, and
+# it waits at most this long after a batch's first job for it to fill (docs/batching.md). Start
+# that worker with --prefetch-multiplier >= VIGIL_GPU_BATCH_SIZE.
+VIGIL_GPU_BATCH_SIZE = env_int("VIGIL_GPU_BATCH_SIZE", 32) or 32
+VIGIL_GPU_BATCH_WAIT_SECONDS = env_float("VIGIL_GPU_BATCH_WAIT_SECONDS", 0.5) or 0.5
 
 # --- clinician portal -----------------------------------------------------------------------------
 VIGIL_PORTAL_IDLE_TIMEOUT_SECONDS = env_int("VIGIL_PORTAL_IDLE_TIMEOUT_SECONDS", 900) or 900

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
+from collections.abc import Sequence
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from screening.batching import BatchRequest, GpuBatches
+from screening.models import TextSource
 from screening.services import scoring, videos
+
+logger = logging.getLogger("vigil.tasks")
 
 # A database blip retries with backoff; anything else is the service's to record as a failure.
 _DB_RETRY = {
@@ -38,6 +44,36 @@ def media_jobs_reap() -> dict[str, int]:
 # --- scoring (gpu queue: served by CPU workers where there is no GPU) ----------------------------
 # Idempotent: a re-run replaces the stored analysis and the risk engine counts each signal once,
 # so a redelivered message (acks_late) is harmless.
+def _text_jobs(requests: Sequence[BatchRequest]) -> list[tuple[str, uuid.UUID]]:
+    """The batch's ``(source, id)`` jobs; a malformed message is logged (task id) and dropped."""
+    jobs: list[tuple[str, uuid.UUID]] = []
+    for request in requests:
+        try:
+            source, ref = request.args
+            if source not in TextSource.values:
+                raise ValueError("unknown source")
+            jobs.append((str(source), uuid.UUID(str(ref))))
+        except (TypeError, ValueError):
+            logger.warning("text_scoring_batch: malformed message %s dropped", request.id)
+    return jobs
+
+
+# The enqueue functions publish this one: messages ["diary" | "transcript", id], gathered by the
+# gpu worker into batches (screening/batching.py, docs/batching.md). No autoretry: a batch that
+# fails is rejected and the scoring reaper re-sends what is still missing.
+@shared_task(
+    base=GpuBatches,
+    name="screening.tasks.text_scoring_batch",
+    acks_late=True,
+    time_limit=10 * 60,
+    soft_time_limit=9 * 60,
+)
+def text_scoring_batch(requests: list[BatchRequest]) -> dict[str, int]:
+    return scoring.text_analyses_run_batch(jobs=_text_jobs(requests))
+
+
+# The single-job tasks stay registered: messages already queued when a worker is upgraded still
+# run. Nothing publishes them any more.
 @shared_task(
     name="screening.tasks.text_analysis_run",
     acks_late=True,

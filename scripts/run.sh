@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything and start the whole service on the embedded default profile:
-# SQLite, kombu's filesystem broker, a Celery worker (queues default, media, gpu), the beat
-# scheduler and the web server on 127.0.0.1:${VIGIL_PORT:-8000}. Ctrl-C stops all of it.
+# SQLite, kombu's filesystem broker, two Celery workers (queues default and media; and the gpu
+# queue, which gathers text-scoring jobs into batches), the beat scheduler and the web server on
+# 127.0.0.1:${VIGIL_PORT:-8000}. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +31,14 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-.venv/bin/celery -A config worker -Q default,media,gpu --concurrency 2 --loglevel INFO \
+.venv/bin/celery -A config worker -Q default,media --concurrency 2 --loglevel INFO \
   --hostname "vigil-local@%h" >"$LOGS/worker.log" 2>&1 &
+pids+=($!)
+# The gpu queue's worker holds a whole batch of unacknowledged jobs (docs/batching.md): its
+# prefetch window must be at least the batch size, while the media worker keeps 1.
+GPU_BATCH="${VIGIL_GPU_BATCH_SIZE:-32}"
+.venv/bin/celery -A config worker -Q gpu --concurrency 1 --prefetch-multiplier "$GPU_BATCH" \
+  --loglevel INFO --hostname "vigil-gpu@%h" >"$LOGS/worker-gpu.log" 2>&1 &
 pids+=($!)
 .venv/bin/celery -A config beat --loglevel INFO \
   --schedule var/celerybeat-schedule >"$LOGS/beat.log" 2>&1 &
@@ -45,9 +52,9 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 $PY manage.py seed_demo -v0 --summary "$BASE"
-echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/beat.log"
+echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/worker-gpu.log, $LOGS/beat.log"
 
-# Stop everything if any one of the three exits.
+# Stop everything if any one of them exits.
 wait -n "${pids[@]}"
 echo "a Vigil process exited; see $LOGS/" >&2
 exit 1

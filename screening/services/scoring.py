@@ -11,15 +11,25 @@ no text score; the day's mood uses only the modalities whose consent is held at 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import statistics
+import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import DateTimeField, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -76,14 +86,21 @@ def baseline_config() -> bl.BaselineConfig:
     )
 
 
+#: One loader at a time: the worker's warm-up thread and the first job both call text_scorer();
+#: loading it twice at once imports transformers from two threads, which fails with ImportError
+#: in one of them (seen on a fresh gpu worker: its first batch failed).
+_scorer_lock = threading.Lock()
+
+
 def text_scorer() -> Any:
     """The process's text scorer (loaded once per process by the scorer's own cached loader)."""
     from screening.ml.text.scorer import get_text_scorer
 
-    return get_text_scorer(
-        device=str(_setting("VIGIL_TEXT_DEVICE", "auto")),
-        quantized=bool(_setting("VIGIL_TEXT_QUANTIZED", False)),
-    )
+    with _scorer_lock:
+        return get_text_scorer(
+            device=str(_setting("VIGIL_TEXT_DEVICE", "auto")),
+            quantized=bool(_setting("VIGIL_TEXT_QUANTIZED", False)),
+        )
 
 
 # --- enqueueing (after commit, ids only) ---------------------------------------------------------
@@ -108,17 +125,20 @@ def _sent_recently(kind: str, ref: str) -> bool:
         return False
 
 
-def text_analysis_enqueue(*, entry_id: uuid.UUID) -> None:
-    from screening.tasks import text_analysis_run as task
+def _text_scoring_send(*, source: str, ref: uuid.UUID) -> None:
+    """One job for the gpu queue's batch task (``screening.tasks.text_scoring_batch``)."""
+    from screening.tasks import text_scoring_batch as task
 
-    task.apply_async(args=[str(entry_id)], queue="gpu")
+    task.apply_async(args=[str(source), str(ref)], queue="gpu")
+
+
+def text_analysis_enqueue(*, entry_id: uuid.UUID) -> None:
+    _text_scoring_send(source=TextSource.DIARY.value, ref=entry_id)
     _sent_mark("text", str(entry_id))
 
 
 def transcript_analysis_enqueue(*, video_id: uuid.UUID) -> None:
-    from screening.tasks import transcript_analysis_run as task
-
-    task.apply_async(args=[str(video_id)], queue="gpu")
+    _text_scoring_send(source=TextSource.TRANSCRIPT.value, ref=video_id)
     _sent_mark("transcript", str(video_id))
 
 
@@ -287,52 +307,52 @@ def text_analysis_record(
     return analysis
 
 
-def text_analysis_run(*, entry_id: uuid.UUID) -> TextAnalysis | None:
-    """Score one diary entry (the task's body). Idempotent: a re-run replaces the analysis and
-    the risk engine counts each signal once. None: nothing to do (gone, or no consent)."""
-    entry = DiaryEntry.objects.select_related("patient").filter(pk=entry_id).first()
-    if entry is None:
-        return None
-    patient = entry.patient
-    if patient.erased_at is not None or not consent_has(
+@dataclass(frozen=True)
+class TextJob:
+    """A text ready to score: fetched, allowed (consent held, patient not erased), access
+    recorded. ``media_id``: the transcript's MediaAnalysis row (re-checked after scoring)."""
+
+    source: str
+    ref: uuid.UUID
+    patient: Patient
+    source_obj: DiaryEntry | VideoSubmission
+    local_date: dt.date
+    text: str
+    media_id: uuid.UUID | None = None
+
+
+def _text_allowed(patient: Patient) -> bool:
+    return patient.erased_at is None and consent_has(
         patient=patient, scope=ConsentScope.TEXT_ANALYSIS
-    ):
+    )
+
+
+def _diary_job(entry_id: uuid.UUID) -> TextJob | None:
+    entry = DiaryEntry.objects.select_related("patient").filter(pk=entry_id).first()
+    if entry is None or not _text_allowed(entry.patient):
         return None
     access_record(
         actor=Actor.system(),
         action="diary.analyse",
-        patient_id=patient.pk,
+        patient_id=entry.patient.pk,
         resource_type="DiaryEntry",
         resource_id=entry.pk,
     )
-    text = entry.text
-    result = text_scorer().score([text])[0]
-    if not consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS):
-        return None  # withdrawn while it was being scored: the withdrawal wins
-    if not DiaryEntry.objects.filter(pk=entry.pk).exists():
-        return None
-    return text_analysis_record(
-        patient=patient,
+    return TextJob(
         source=TextSource.DIARY,
+        ref=entry.pk,
+        patient=entry.patient,
         source_obj=entry,
         local_date=entry.local_date,
-        text=text,
-        result=result,
+        text=entry.text,
     )
 
 
-def transcript_analysis_run(*, video_id: uuid.UUID) -> TextAnalysis | None:
-    """Score a video's transcript with the text scorer. Needs TEXT_ANALYSIS consent now (the
-    transcript itself exists only under VOICE_ANALYSIS consent)."""
+def _transcript_job(video_id: uuid.UUID) -> TextJob | None:
     media = (
         MediaAnalysis.objects.select_related("patient", "video").filter(video_id=video_id).first()
     )
-    if media is None:
-        return None
-    patient = media.patient
-    if patient.erased_at is not None or not consent_has(
-        patient=patient, scope=ConsentScope.TEXT_ANALYSIS
-    ):
+    if media is None or not _text_allowed(media.patient):
         return None
     transcript = media.transcript
     if not transcript or not transcript.strip():
@@ -340,23 +360,161 @@ def transcript_analysis_run(*, video_id: uuid.UUID) -> TextAnalysis | None:
     access_record(
         actor=Actor.system(),
         action="video.transcript_analyse",
-        patient_id=patient.pk,
+        patient_id=media.patient.pk,
         resource_type="VideoSubmission",
         resource_id=video_id,
     )
-    result = text_scorer().score([transcript])[0]
-    if not consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS):
-        return None
-    if not MediaAnalysis.objects.filter(pk=media.pk, transcript__isnull=False).exists():
-        return None  # voice consent withdrawn meanwhile with deletion: the transcript is gone
-    return text_analysis_record(
-        patient=patient,
+    return TextJob(
         source=TextSource.TRANSCRIPT,
+        ref=video_id,
+        patient=media.patient,
         source_obj=media.video,
         local_date=media.local_date,
         text=transcript,
+        media_id=media.pk,
+    )
+
+
+def text_job_prepare(*, source: str, ref: uuid.UUID) -> TextJob | None:
+    """Fetch one text to score and record the access; None: nothing to do (gone, erased, no
+    TEXT_ANALYSIS consent, empty transcript)."""
+    if source == TextSource.DIARY:
+        return _diary_job(ref)
+    if source == TextSource.TRANSCRIPT:
+        return _transcript_job(ref)
+    raise ValueError(f"unknown text source {source!r}")
+
+
+def _text_job_still_wanted(job: TextJob) -> bool:
+    """After scoring: consent withdrawn, the patient erased or the source gone meanwhile wins."""
+    if not consent_has(patient=job.patient, scope=ConsentScope.TEXT_ANALYSIS):
+        return False
+    if not Patient.objects.filter(pk=job.patient.pk, erased_at__isnull=True).exists():
+        return False
+    if job.source == TextSource.DIARY:
+        return DiaryEntry.objects.filter(pk=job.ref).exists()
+    # voice consent withdrawn meanwhile with deletion: the transcript is gone
+    return (
+        job.media_id is not None
+        and MediaAnalysis.objects.filter(pk=job.media_id, transcript__isnull=False).exists()
+    )
+
+
+def text_job_record(*, job: TextJob, result: Any) -> TextAnalysis | None:
+    """Store a scored text (one transaction) unless it is no longer wanted."""
+    if not _text_job_still_wanted(job):
+        return None
+    return text_analysis_record(
+        patient=job.patient,
+        source=job.source,
+        source_obj=job.source_obj,
+        local_date=job.local_date,
+        text=job.text,
         result=result,
     )
+
+
+def _text_job_run(*, source: str, ref: uuid.UUID) -> TextAnalysis | None:
+    job = text_job_prepare(source=source, ref=ref)
+    if job is None:
+        return None
+    result = text_scorer().score([job.text])[0]
+    return text_job_record(job=job, result=result)
+
+
+def text_analysis_run(*, entry_id: uuid.UUID) -> TextAnalysis | None:
+    """Score one diary entry (the task's body). Idempotent: a re-run replaces the analysis and
+    the risk engine counts each signal once. None: nothing to do (gone, or no consent)."""
+    return _text_job_run(source=TextSource.DIARY, ref=entry_id)
+
+
+def transcript_analysis_run(*, video_id: uuid.UUID) -> TextAnalysis | None:
+    """Score a video's transcript with the text scorer. Needs TEXT_ANALYSIS consent now (the
+    transcript itself exists only under VOICE_ANALYSIS consent)."""
+    return _text_job_run(source=TextSource.TRANSCRIPT, ref=video_id)
+
+
+#: A batch retries a job's database work after these pauses (seconds) when the error may pass:
+#: SQLite's "database is locked" between two workers, a dropped connection. The single tasks get
+#: the same from Celery's autoretry; a batch cannot be retried as a whole.
+DB_RETRY_DELAYS: tuple[float, ...] = (0.25, 1.0, 3.0)
+#: At most this many such retries per batch: with the database down, the batch ends quickly and
+#: the reaper sends its jobs again.
+DB_RETRY_BUDGET = 10
+
+
+class _RetryBudget:
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def run(self, func: Callable[[], Any]) -> Any:
+        for delay in (*DB_RETRY_DELAYS, None):
+            try:
+                return func()
+            except (OperationalError, InterfaceError):
+                if delay is None or self.left <= 0:
+                    raise
+                self.left -= 1
+                if not connection.in_atomic_block:  # the caller's transaction is not ours
+                    close_old_connections()  # a broken connection is replaced on the next query
+                time.sleep(delay)
+        return None  # not reached: the last try returns or raises
+
+
+def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[str, int]:
+    """Score many texts (the gpu queue's batch task body): diary entries and transcripts, given
+    as ``(source, id)`` with source ``diary`` or ``transcript``.
+
+    Each job is fetched and checked exactly as :func:`text_analysis_run` /
+    :func:`transcript_analysis_run` do it; all the allowed texts are scored in ONE call of the
+    scorer; then each is stored in its own transaction (:func:`text_analysis_record`), so one that
+    fails loses only itself: a database error that may pass is retried (``DB_RETRY_DELAYS``, at
+    most ``DB_RETRY_BUDGET`` retries per batch); a job that still fails is logged by id and left
+    to :func:`scoring_jobs_reap`, which re-sends work whose analysis is missing. A job given
+    twice is scored once. Idempotent like
+    the single runs. Returns counts: ``jobs``, ``scored``, ``skipped`` (nothing to do),
+    ``failed``. A scorer failure raises (the whole batch is then left to the reaper).
+    """
+    unique = list(dict.fromkeys((str(source), ref) for source, ref in jobs))
+    counts = {"jobs": len(unique), "scored": 0, "skipped": 0, "failed": 0}
+    ready: list[TextJob] = []
+    budget = _RetryBudget(DB_RETRY_BUDGET)
+    for source, ref in unique:
+        try:
+            job = budget.run(functools.partial(text_job_prepare, source=source, ref=ref))
+        except Exception as exc:  # one unreadable row (key gone, database blip) costs only itself
+            counts["failed"] += 1
+            logger.warning(
+                "text scoring: could not load %s %s (%s)", source, ref, type(exc).__name__
+            )
+            continue
+        if job is None:
+            counts["skipped"] += 1
+        else:
+            ready.append(job)
+    if ready:
+        results = text_scorer().score([job.text for job in ready])
+        for job, result in zip(ready, results, strict=True):
+            try:
+                stored = budget.run(functools.partial(text_job_record, job=job, result=result))
+            except Exception as exc:  # rolled back alone; the reaper sends it again
+                counts["failed"] += 1
+                logger.warning(
+                    "text scoring: could not store %s %s (%s); left to the scoring reaper",
+                    job.source,
+                    job.ref,
+                    type(exc).__name__,
+                )
+                continue
+            counts["scored" if stored is not None else "skipped"] += 1
+    logger.info(
+        "text scoring batch: jobs=%d scored=%d skipped=%d failed=%d",
+        counts["jobs"],
+        counts["scored"],
+        counts["skipped"],
+        counts["failed"],
+    )
+    return counts
 
 
 # --- media ---------------------------------------------------------------------------------------

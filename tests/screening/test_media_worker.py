@@ -46,9 +46,9 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
     calls: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(tasks.video_process, "apply_async", lambda **kw: None)
     monkeypatch.setattr(
-        tasks.transcript_analysis_run,
+        tasks.text_scoring_batch,
         "apply_async",
-        lambda **kw: calls.append(("transcript", kw["args"])),
+        lambda **kw: calls.append((kw["args"][0], kw["args"][1:])),
     )
     return calls
 

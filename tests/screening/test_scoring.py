@@ -96,7 +96,7 @@ def scorer(monkeypatch: pytest.MonkeyPatch) -> FakeScorer:
 def eager(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str], str]]:
     """Scoring tasks run in-process when enqueued (no broker); records what was sent."""
     sent: list[tuple[str, list[str], str]] = []
-    for name in ("text_analysis_run", "transcript_analysis_run", "daily_mood_recompute"):
+    for name in ("text_scoring_batch", "daily_mood_recompute"):
         task = getattr(tasks, name)
 
         def run(*, args: list[str], queue: str, _task: Any = task, _name: str = name) -> None:
@@ -154,7 +154,7 @@ def test_diary_post_scores_after_commit_and_reaches_risk(
             format="json",
         )
     assert response.status_code == 201, response.content
-    assert ("text_analysis_run", [response.json()["id"]], "gpu") in eager
+    assert ("text_scoring_batch", ["diary", response.json()["id"]], "gpu") in eager
     analysis = TextAnalysis.objects.get(diary_entry_id=response.json()["id"])
     assert analysis.crisis_category == "passive_ideation" and analysis.at_risk
     assert analysis.valence == pytest.approx(-0.9)

@@ -44,7 +44,7 @@ def use_real_scorer(real_scorer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("text_analysis_run", "transcript_analysis_run", "daily_mood_recompute"):
+    for name in ("text_scoring_batch", "daily_mood_recompute"):
         task = getattr(tasks, name)
         monkeypatch.setattr(
             task, "apply_async", lambda *, args, queue, _t=task: _t.apply(args=args).get()

@@ -35,7 +35,7 @@ from screening.services import scoring
 from screening.services.questionnaires import questionnaire_submit
 from tests.screening.test_scoring import CRISIS, FakeScorer
 
-TASKS = ("text_analysis_run", "transcript_analysis_run", "daily_mood_recompute")
+TASKS = ("text_scoring_batch", "daily_mood_recompute")
 
 
 class Broker:
@@ -123,7 +123,7 @@ def test_diary_is_stored_with_the_broker_down_and_scored_once_when_it_returns(
     # recomputes the day's mood, so no separate mood job is sent for that day)
     broker.up = True
     counts = scoring.scoring_jobs_reap(now=later())
-    assert broker.sent == [("text_analysis_run", [entry_id], "gpu")]
+    assert broker.sent == [("text_scoring_batch", ["diary", entry_id], "gpu")]
     assert counts == {"text": 1, "transcript": 0, "mood": 0, "skipped": 0, "failed": 0}
     analysis = TextAnalysis.objects.get()
     assert str(analysis.diary_entry_id) == entry_id
@@ -188,7 +188,7 @@ def test_young_old_unconsented_and_erased_work_is_left_alone(
     # two minutes on: only the fresh, consented entry is sent (the 9-day-old one is out of the
     # window, patient B withdrew text consent)
     scoring.scoring_jobs_reap(now=later())
-    assert broker.sent == [("text_analysis_run", [fresh], "gpu")]
+    assert broker.sent == [("text_scoring_batch", ["diary", fresh], "gpu")]
     assert not TextAnalysis.objects.filter(diary_entry_id__in=[ancient, no_consent]).exists()
 
 
@@ -201,7 +201,7 @@ def test_work_waiting_in_a_busy_queue_is_not_sent_again(
 ) -> None:
     broker.run = False  # published fine, but no worker has picked it up yet
     entry_id = post_diary(client_a, django_capture_on_commit_callbacks, text="a quiet day")
-    assert broker.sent == [("text_analysis_run", [entry_id], "gpu")]
+    assert broker.sent == [("text_scoring_batch", ["diary", entry_id], "gpu")]
     counts = scoring.scoring_jobs_reap(now=later())
     assert counts["skipped"] == 1 and counts["text"] == 0
     assert len(broker.sent) == 1
@@ -295,7 +295,7 @@ def test_a_lost_transcript_analysis_is_sent_again(
     video = _done_video_with_transcript(world.patient_a)
     counts = scoring.scoring_jobs_reap(now=later())
     assert counts["transcript"] == 1
-    assert broker.sent[0] == ("transcript_analysis_run", [str(video.pk)], "gpu")
+    assert broker.sent[0] == ("text_scoring_batch", ["transcript", str(video.pk)], "gpu")
     analysis = TextAnalysis.objects.get(video=video)
     assert analysis.crisis_category == "passive_ideation"
     assert scoring.scoring_jobs_reap(now=later(5))["transcript"] == 0
