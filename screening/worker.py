@@ -14,7 +14,9 @@ path, so the work is done once: :func:`screening.services.scoring.text_scorer` (
 warm-up; the face analyzer and the prosody path also run once on blank input / a short tone so
 their runtimes initialise now. A failure is logged with the model name and the exception class
 only and never stops the worker (the real job will meet, and report, the same error).
-``VIGIL_WORKER_WARMUP`` (default on) turns it off.
+``VIGIL_WORKER_WARMUP`` (default on) turns it off. A worker warms only what its queues use
+(:data:`QUEUE_MODELS`: ``gpu`` the text scorer, ``media`` prosody, face and Whisper), read from
+its ``-Q`` in the main process before the pool forks; where that is unknown, every model.
 
 ``worker_ready`` (once, in the worker's main process) sweeps the work directory of decrypted video
 files a killed worker left behind (:func:`screening.services.videos.decrypted_files_sweep`).
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready
 from django.conf import settings
 
 logger = logging.getLogger("vigil.worker")
@@ -106,13 +108,35 @@ WARMERS: tuple[tuple[str, Callable[[], None]], ...] = (
 )
 
 
-def warm_up_models() -> dict[str, str]:
-    """Load every model once in this process. Returns ``{name: "ok" | exception class name}``;
-    never raises (a failure is logged: model name and exception class, nothing else)."""
+#: The models each queue's tasks load. A worker warms only what its queues need: the gpu worker
+#: (text scoring in batches) has no use for Whisper or the face models, nor the media worker for
+#: the text scorer. A queue not listed here (``default``) needs none.
+QUEUE_MODELS: dict[str, tuple[str, ...]] = {
+    "gpu": ("text-scorer",),
+    "media": ("prosody", "face", "whisper"),
+}
+
+#: The queues this worker consumes, set in its main process before the pool forks (None: unknown,
+#: e.g. outside a worker: then every model is warmed).
+_consumed: frozenset[str] | None = None
+
+
+def warmers_for(queues: frozenset[str] | None) -> tuple[tuple[str, Callable[[], None]], ...]:
+    """The warmers a worker consuming ``queues`` needs (all of them when ``queues`` is None)."""
+    if queues is None:
+        return WARMERS
+    wanted = {name for queue in queues for name in QUEUE_MODELS.get(queue, ())}
+    return tuple((name, warm) for name, warm in WARMERS if name in wanted)
+
+
+def warm_up_models(queues: frozenset[str] | None = None) -> dict[str, str]:
+    """Load the models ``queues`` need once in this process (every model when None). Returns
+    ``{name: "ok" | exception class name}``; never raises (a failure is logged: model name and
+    exception class, nothing else)."""
     outcome: dict[str, str] = {}
     if not warmup_enabled():
         return outcome
-    for name, warm in WARMERS:
+    for name, warm in warmers_for(queues):
         start = time.perf_counter()
         try:
             warm()
@@ -142,9 +166,20 @@ def warm_up_in_background() -> threading.Thread | None:
 
 def _run_safely() -> None:
     try:
-        warm_up_models()
+        warm_up_models(_consumed)
     except Exception as exc:  # nothing may escape the thread
         logger.warning("worker warm-up stopped: %s", exc.__class__.__name__)
+
+
+@celeryd_after_setup.connect
+def _on_after_setup(sender: Any = None, instance: Any = None, **_kwargs: Any) -> None:
+    """In the worker's main process, after ``-Q`` is applied: remember the queues it consumes
+    (the pool processes forked later inherit it)."""
+    global _consumed
+    try:
+        _consumed = frozenset(instance.app.amqp.queues.consume_from)
+    except Exception:  # unknown: warm everything, as before
+        _consumed = None
 
 
 @worker_process_init.connect

@@ -163,7 +163,7 @@ def test_nothing_escapes_the_thread(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken() -> dict[str, str]:
+    def broken(*_args: Any) -> dict[str, str]:
         raise RuntimeError("unexpected")
 
     monkeypatch.setattr(worker, "warm_up_models", broken)
@@ -172,3 +172,44 @@ def test_nothing_escapes_the_thread(
         assert thread is not None
         thread.join(10)
     assert "worker warm-up stopped: RuntimeError" in caplog.text
+
+
+# --- each worker warms what its queues need ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("queues", "loaded", "calls"),
+    [
+        (frozenset({"gpu"}), {"text-scorer"}, [1, 0, 0, 0]),
+        (frozenset({"default", "media"}), {"prosody", "face", "whisper"}, [0, 1, 1, 1]),
+        (frozenset({"default"}), set(), [0, 0, 0, 0]),
+        (
+            frozenset({"default", "media", "gpu"}),
+            {"text-scorer", "prosody", "face", "whisper"},
+            [1, 1, 1, 1],
+        ),
+        (None, {"text-scorer", "prosody", "face", "whisper"}, [1, 1, 1, 1]),
+    ],
+)
+def test_a_worker_warms_only_the_models_its_queues_use(
+    models: dict[str, Counted], queues: frozenset[str] | None, loaded: set[str], calls: list[int]
+) -> None:
+    assert set(worker.warm_up_models(queues)) == loaded
+    assert [len(f.calls) for f in models.values()] == calls
+
+
+def test_the_worker_records_its_queues_before_the_pool_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from celery.signals import celeryd_after_setup
+
+    monkeypatch.setattr(worker, "_consumed", None)
+    instance = SimpleNamespace(
+        app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from={"gpu": 1})))
+    )
+    celeryd_after_setup.send(sender="gpu@host", instance=instance, conf=None)
+    assert worker._consumed == frozenset({"gpu"})
+    celeryd_after_setup.send(sender="odd@host", instance=object(), conf=None)
+    assert worker._consumed is None  # unknown: every model is warmed, as before
