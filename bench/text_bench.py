@@ -1,6 +1,7 @@
 """Text scoring throughput: Vigil's scorer end to end vs sentence-transformers' encode.
 
     .venv/bin/python -m bench.text_bench [--texts 2000] [--batch-size 32] [--repeats 3]
+                                         [--mask on|off|both]
 
 Texts: the first ``--texts`` GoEmotions dev comments when ../shared/datasets is present (diary-like
 Reddit sentences), otherwise generated diary sentences. For each mode (fp32, int8 dynamic
@@ -15,6 +16,10 @@ in this process:
 
 The three are timed in interleaved rounds (command, scorer, encode; ``--repeats`` rounds) and the
 median of each is reported.
+
+``--mask``: the scorer masks person and place names before encoding (``on``, the default, as in
+production), reads the text as is (``off``), or ``both``: each round then runs the command and the
+scorer once with masking and once without, so the two rows share the same load.
 
 The machine's load average is printed: other processes on a shared machine slow every column.
 """
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["fp32", "int8"])
+    parser.add_argument("--mask", choices=["on", "off", "both"], default="on")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="text-bench-"))
     src = tmp / "in.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    variants = {"on": [True], "off": [False], "both": [True, False]}[args.mask]
     rows = []
     for mode in args.modes:
         quantized = mode == "int8"
@@ -129,15 +136,26 @@ def main(argv: list[str] | None = None) -> None:
         def run_st(m: Any = st) -> None:
             m.encode(texts, batch_size=args.batch_size, show_progress_bar=False)
 
-        # interleaved rounds: a load spike on the shared machine hits all three alike
-        times: dict[str, list[float]] = {"cmd": [], "score": [], "st": []}
+        # interleaved rounds: a load spike on the shared machine hits all columns alike
+        times: dict[str, list[float]] = {"st": []}
         for _ in range(args.repeats):
-            for key, fn in (("cmd", run_command), ("score", run_scorer), ("st", run_st)):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-        r_cmd, r_score, r_st = (len(texts) / statistics.median(times[k]) for k in times)
-        rows.append((mode, r_cmd, r_score, r_st))
+            for masked in variants:
+                # the command's get_text_scorer() returns this same cached scorer
+                scorer.mask_entities = masked
+                for key, fn in (("cmd", run_command), ("score", run_scorer)):
+                    t0 = time.perf_counter()
+                    fn()
+                    times.setdefault(f"{key}-{masked}", []).append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            run_st()
+            times["st"].append(time.perf_counter() - t0)
+        scorer.mask_entities = True
+        r_st = len(texts) / statistics.median(times["st"])
+        for masked in variants:
+            r_cmd = len(texts) / statistics.median(times[f"cmd-{masked}"])
+            r_score = len(texts) / statistics.median(times[f"score-{masked}"])
+            label = mode if masked else f"{mode}, names not masked"
+            rows.append((label, r_cmd, r_score, r_st))
     print()
     print(
         "| mode | score_texts end to end (texts/s) | TextScorer.score (texts/s) "

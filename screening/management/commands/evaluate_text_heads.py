@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--cache-dir", type=Path, default=None)
         parser.add_argument("--heads-dir", type=Path, default=HEADS_DIR)
         parser.add_argument(
-            "--quantized", action="store_true", help="embed with the int8 encoder instead of fp32"
+            "--quantized",
+            action="store_true",
+            help="the int8 encoder and its own heads (<head>-int8.*) instead of fp32",
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:

@@ -29,6 +29,11 @@ class Command(BaseCommand):
             "--only", nargs="+", choices=["valence", "emotions", "risk"], default=None
         )
         parser.add_argument("--subsample", type=int, default=TrainConfig.goemotions_train_subsample)
+        parser.add_argument(
+            "--quantized",
+            action="store_true",
+            help="fit the heads on the int8 encoder's embeddings (written as <head>-int8.*)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         data_dir = opts["data_dir"] or ds.default_data_dir()
@@ -36,7 +41,7 @@ class Command(BaseCommand):
             ds.require(data_dir)
         except ds.DatasetMissing as exc:
             raise CommandError(str(exc)) from exc
-        cfg = TrainConfig(goemotions_train_subsample=opts["subsample"])
+        cfg = TrainConfig(goemotions_train_subsample=opts["subsample"], quantized=opts["quantized"])
         self.stdout.write(f"config hash {cfg.config_hash()}")
         results = train_all(
             cfg=cfg,

@@ -37,7 +37,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.2.0"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.3.0"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -50,7 +50,14 @@ CATEGORIES: tuple[str, ...] = (
 _RANK = {name: rank for rank, name in enumerate(CATEGORIES)}
 
 #: Reasons a match does not count, in the order they are reported.
-DISCOUNT_FLAGS: tuple[str, ...] = ("negated", "third_person", "hypothetical", "quoted", "fiction")
+DISCOUNT_FLAGS: tuple[str, ...] = (
+    "negated",
+    "third_person",
+    "hypothetical",
+    "quoted",
+    "fiction",
+    "generic",
+)
 #: A counted match whose category was lowered (remote past) carries this flag.
 PAST_FLAG = "past"
 
@@ -380,7 +387,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "imminent_intent.overdosing_now",
         _II,
-        r"(?:i've|ive|i have|i just|just|i'm|im|i am) {ADV}(?:overdosed|overdosing|od'?d|od'?ed"
+        r"(?:i've|ive|i have|i just|just|i'm|im|i am) {ADV}(?:overdosed|overdosing|od'd|od'?ed"
         r"|od'?ing|taken an overdose|slit {POSS} wrists?|cut {POSS} wrists?|cut too deep"
         r"|bleeding out)",
         past_category=_AI,
@@ -640,7 +647,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "active_ideation.overdosed",
         _AI,
-        r"(?:overdosed|od'?d|od'?ed|took an overdose|had an overdose)(?! (?:on|with) (?:caffeine"
+        r"(?:overdosed|od'd|od'?ed|took an overdose|had an overdose)(?! (?:on|with) (?:caffeine"
         r"|coffee|sugar|chocolate|candy|sweets|energy drinks|netflix|tv|anime|memes|cuteness"
         r"|love))",
         recent_category=_II,
@@ -649,7 +656,7 @@ RULES: tuple[Rule, ...] = (
         "active_ideation.aborted_attempt",
         _AI,
         r"(?:almost|nearly|came close to|was going to|was gonna|was about to) {ADV}(?:killed|kill"
-        r"|hung|hanged|hang|shot|shoot|overdosed|overdose|od'?d|drowned|slit) (?:{SELFANY}"
+        r"|hung|hanged|hang|shot|shoot|overdosed|overdose|od'd|drowned|slit) (?:{SELFANY}"
         r"|{POSS} wrists?)|stopped {SELFANY} (?:from )?(?:killing|hanging|jumping|overdosing"
         r"|cutting too deep|taking the pills)|(?:had|held|holding) the (?:pills|knife|gun|rope"
         r"|blade|razor) (?:in my hand|to my (?:head|throat|wrist|neck))",
@@ -737,8 +744,9 @@ RULES: tuple[Rule, ...] = (
         r"{THOUGHT} {ADV}(?:{SUICIDE}|(?:killing|kiling|ending|unaliving|offing) {SELFANY}"
         r"|taking {POSS} (?:own )?life|ending {POSS} (?:own )?life|ending it(?: all)?|ending"
         r" everything|dying by {SUICIDE}|hanging {SELFANY})|{SUICIDE} (?:is|seems|feels like)"
-        r" (?:\w+ )?(?:the only|my only|the best|the answer|the way out|an option|my option"
-        r"|the solution|the easy way out|my way out)|(?:{SUICIDE}|{SUICIDAL}) (?:thoughts|ideation"
+        r" (?!never |not |no )(?:\w+ )?(?:the only|my only|the best|the answer|the way out"
+        r"|an option|my option|the solution|the easy way out|my way out)|(?:{SUICIDE}|{SUICIDAL})"
+        r" (?:thoughts|ideation"
         r"|urges|feelings|tendencies|thinking|ideations)",
         past_category=_DI,
     ),
@@ -1197,6 +1205,47 @@ _OTHER_SELF = re.compile(
 
 _MINE = re.compile(r"(?<![a-z0-9'])(?:my|me|myself|my ?self)(?![a-z0-9'])")
 
+# A nominal mention that is nobody's own experience: advice, psychoeducation and talk about others
+# on a forum ("talk to your doctor about your suicidal thoughts", "issues like self harm",
+# "Suicidal thoughts are very real"). Counted only with a first-person subject, or when it reads
+# as a diary fragment ("Suicidal thoughts again.", "Suicidal thoughts are back tonight").
+_NOMINAL = re.compile(
+    _expand(
+        r"^(?:(?:{SUICIDAL}|{SUICIDE}) (?:thoughts?|ideation|ideations|urges?|feelings?"
+        r"|tendencies|thinking)|thoughts? (?:of|about) {SUICIDE}|self ?harm(?:ing|s)?"
+        r"|self ?injur(?:y|ing)|{SUICIDAL}|{SUICIDE})$"
+    )
+)
+_GENERIC_BEFORE = re.compile(
+    r"(?<![a-z0-9'])(?:your|ur|yours|his|her|their|any|like|regarding|re|against|prevent"
+    r"|preventing|treat|treating|understand|understanding|whether|such as|including|what is"
+    r"|what are)\s*$"
+)
+_NOUN_AFTER = re.compile(
+    r"\s+(?:thoughts?|urges?|ideations?|feelings?|tendencies|thinking)(?![a-z0-9'])"
+)
+_THE_BEFORE = re.compile(r"(?<![a-z0-9'])the\s*$")
+_GENERIC_AFTER = re.compile(
+    r"\s+(?:is|are|isn't|isnt|aren't|arent|can|can't|cant|could|should|will|won't|wont|do"
+    r"|does|don't|dont|doesn't|doesnt|never|often|usually|tend|tends|affect|affects|come|comes"
+    r"|happen|happens|make|makes|were|was)(?![a-z0-9'])"
+    r"(?!\s+(?:(?:just|so|very|really|getting|becoming|all|always|still)\s+)*(?:back|coming"
+    r"|returning|returned|worse|stronger|strong|loud|louder|here|again|constant|overwhelming"
+    r"|killing|eating|taking|consuming|winning|bad|intense|unbearable|everywhere|all i|my))"
+)
+_DIARY_TIME = re.compile(
+    r"(?<![a-z0-9'])(?:today|tonight|again|lately|right now|this (?:week|morning|evening|month)"
+    r"|all day|these days|every day|everyday|nonstop|non stop)(?![a-z0-9'])"
+)
+
+# A negation that asserts the thought: "the only reason I didn't kill myself", "haven't killed
+# myself yet", "what stops me from ending it"
+_REASON_BEFORE = re.compile(
+    r"(?<![a-z0-9'])(?:only reason|the reason why|the reason|only thing (?:that )?(?:stops|stopped"
+    r"|keeps|kept))(?![a-z0-9'])[^.!?\n]{0,30}$"
+)
+_YET_AFTER = re.compile(r"^[^.!?\n]{0,20}(?<![a-z0-9'])(?:yet|so far)(?![a-z0-9'])")
+
 _WINDOW_CHARS = 160
 _AFTER_CHARS = 60
 _SUBJECT_TOKENS = 8
@@ -1384,13 +1433,33 @@ class _Doc:
 
 
 def _tokens(doc: _Doc, start: int, end: int) -> list[tuple[str, int]]:
-    return [(m.group(0), start + m.start()) for m in _TOKEN_RE.finditer(doc.norm, start, end)]
+    return [(m.group(0), m.start()) for m in _TOKEN_RE.finditer(doc.norm, start, end)]
+
+
+def _sentence_initial(doc: _Doc, offset: int) -> bool:
+    """Whether the word at ``offset`` opens a sentence or line (capitalised there anyway)."""
+    before = doc.original[max(0, offset - 40) : offset].rstrip(" \t\"'([*-")
+    return offset == 0 or not before or before[-1] in ".!?:;\n\r"
+
+
+_NAME_VERBS = _THIRD_SG_VERBS | _words(
+    "was wasn't wasnt said told wanted tried had did took cut hurt killed died attempted "
+    "thought felt will would can could might may should just also really"
+)
+
+
+def _verb_follows(doc: _Doc, offset: int) -> bool:
+    """A sentence-initial capitalised word followed by a verb ("Aisha is ...") reads as a name;
+    one followed by its object ("Grab the gun ...") is an imperative."""
+    nxt = _TOKEN_RE.search(doc.norm, offset, min(len(doc.norm), offset + 24))
+    return nxt is not None and nxt.group(0) in _NAME_VERBS
 
 
 def _is_name(doc: _Doc, token: str, offset: int) -> bool:
     word = doc.original[offset : offset + len(token)]
     return (
         word.istitle()
+        and (not _sentence_initial(doc, offset) or _verb_follows(doc, offset + len(token)))
         and token not in _NOT_NAMES
         and token not in _FIRST
         and not token.endswith("ly")
@@ -1444,6 +1513,27 @@ def _subject(doc: _Doc, start: int, window_start: int, boundary: int) -> tuple[s
     return "none", window_start
 
 
+def _generic(
+    doc: _Doc, rule: Rule, matched: str, start: int, end: int, clause_start: int, clause_end: int
+) -> bool:
+    """A nominal mention without a first-person subject that reads as talk about the topic."""
+    if rule.category == _DI or not _NOMINAL.match(matched):
+        return False
+    norm = doc.norm
+    if _DIARY_TIME.search(norm, clause_start, clause_end):
+        return False
+    noun = _NOUN_AFTER.match(norm, end)  # "suicidal" matched alone in "suicidal thoughts are"
+    if noun is not None:
+        end = noun.end()
+    before = norm[max(clause_start, start - 24) : start]
+    if _GENERIC_BEFORE.search(before):
+        return True
+    opens_clause = not norm[clause_start:start].strip(" ,;:-*\"'")
+    return (opens_clause or _THE_BEFORE.search(before) is not None) and (
+        _GENERIC_AFTER.match(norm, end) is not None
+    )
+
+
 def _assess(doc: _Doc, rule: Rule, start: int, end: int) -> tuple[str, tuple[str, ...]]:
     """The span's effective category and its flags (discount reasons, or ``past``)."""
     norm = doc.norm
@@ -1465,12 +1555,17 @@ def _assess(doc: _Doc, rule: Rule, start: int, end: int) -> tuple[str, tuple[str
         flags.append("third_person")
     elif person == "fiction" or _CUES["fiction"].search(window):
         flags.append("fiction")
+    elif person != "first" and _generic(doc, rule, matched, start, end, clause_start, clause_end):
+        flags.append("generic")
 
     # negation: between the subject and the match (or close before it), or a denial just after
     if not rule.self_negating:
         neg_from = subject_at if person == "first" else clause_start
         neg_window = norm[max(neg_from, start - 48) : start]
-        if _CUES["negation"].search(neg_window):
+        asserted = _REASON_BEFORE.search(norm[max(clause_start, start - 60) : start]) or (
+            _YET_AFTER.match(norm[end : min(clause_end, end + 30)])
+        )
+        if _CUES["negation"].search(neg_window) and not asserted:
             flags.append("negated")
     if _CUES["negation_after"].match(norm, end, end + 40) and "negated" not in flags:
         flags.append("negated")

@@ -20,6 +20,18 @@ from screening.ml.artifacts import ModelInfo, ModelIntegrityError, sha256_file, 
 
 HEADS_DIR = Path(__file__).resolve().parent / "heads"
 HEAD_NAMES = ("valence", "emotions", "risk")
+#: The int8 encoder's embeddings differ a little from fp32 ones (cosine ~0.96): heads fitted on
+#: them keep the dev metrics within 0.01 of fp32, the fp32 heads did not (docs/text-scoring.md).
+INT8_SUFFIX = "-int8"
+
+
+def head_name(name: str, *, quantized: bool) -> str:
+    """The file name of a head for the fp32 or the int8 encoder ("valence" / "valence-int8")."""
+    return f"{name}{INT8_SUFFIX}" if quantized else name
+
+
+#: Every committed head file stem.
+HEAD_FILES = HEAD_NAMES + tuple(head_name(n, quantized=True) for n in HEAD_NAMES)
 
 
 @dataclass(frozen=True)

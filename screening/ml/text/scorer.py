@@ -23,9 +23,11 @@ import numpy as np
 from screening.ml.artifacts import ModelInfo, sha256_file
 from screening.ml.text.crisis import CrisisResult, detect_crisis, detector_info
 from screening.ml.text.encoder import MAX_TOKENS, MiniLMEncoder
+from screening.ml.text.entities import find_entities, mask_entities, mask_spans
 from screening.ml.text.heads import (
     CRISIS_EXPLICIT,
     Head,
+    head_name,
     load_head,
     risk_document_probs,
     risk_features,
@@ -102,11 +104,22 @@ def _r(x: float) -> float:
 class TextScorer:
     """Loads the verified encoder and heads once; :meth:`score` is safe to call repeatedly."""
 
-    def __init__(self, *, device: str = "auto", quantized: bool = False, batch_size: int = 32):
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        quantized: bool = False,
+        batch_size: int = 32,
+        mask_entities: bool = True,
+    ):
         self._encoder = MiniLMEncoder(device=device, quantized=quantized, batch_size=batch_size)
-        self._valence: Head = load_head("valence")
-        self._emotions: Head = load_head("emotions")
-        self._risk: Head = load_head("risk")
+        # person and place names reach the encoder as one fixed name and city (entities.py);
+        # offsets, VADER and the crisis detector keep the original text. False: text as is.
+        self.mask_entities = mask_entities
+        # heads fitted on the embeddings of the encoder actually used (fp32 or int8)
+        self._valence: Head = load_head(head_name("valence", quantized=quantized))
+        self._emotions: Head = load_head(head_name("emotions", quantized=quantized))
+        self._risk: Head = load_head(head_name("risk", quantized=quantized))
         self._vader, vader_info = _vader_info()
         self._models: tuple[ModelInfo, ...] = (
             self._encoder.info,
@@ -156,7 +169,7 @@ class TextScorer:
         ids_of: list[list[int] | None] = [None] * len(texts)
         simple = [i for i, t in enumerate(texts) if "\n" not in t and "\r" not in t and t.strip()]
         if simple:
-            ids = self._encoder.tokenize([texts[i] for i in simple])
+            ids = self._encoder.tokenize([self._encoder_text(texts[i]) for i in simple])
             for i, toks in zip(simple, ids, strict=True):
                 if len(toks) <= MAX_TOKENS - 2:  # fits: the whole (trimmed) text is one passage
                     t = texts[i]
@@ -166,14 +179,25 @@ class TextScorer:
         split = [o if o is not None else self.passages(t) for o, t in zip(out, texts, strict=True)]
         return split, ids_of
 
+    def _encoder_text(self, text: str) -> str:
+        """What the encoder reads for ``text``: names masked unless ``mask_entities`` is off."""
+        return mask_entities(text) if self.mask_entities else text
+
+    def _passage_texts(self, text: str, ps: list[Passage]) -> list[str]:
+        """The encoder's input for each passage of ``text`` (names masked, see entities.py)."""
+        if not self.mask_entities:
+            return [text[p.start : p.end] for p in ps]
+        spans = find_entities(text)
+        return [mask_spans(text, spans, p.start, p.end) for p in ps]
+
     def score(self, texts: Sequence[str]) -> list[TextScore]:
         split, known = self._split_tokens(texts)
         # wordpiece ids of every passage: reused from the split where known, else one batch call
         todo = [
-            t[p.start : p.end]
+            passage
             for t, ps, k in zip(texts, split, known, strict=True)
             if k is None
-            for p in ps
+            for passage in self._passage_texts(t, ps)
         ]
         fresh = iter(self._encoder.tokenize(todo))
         flat: list[list[int]] = []

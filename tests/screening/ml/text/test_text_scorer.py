@@ -64,28 +64,102 @@ NAMES_CITIES = [
     ("Juan", "Monterrey"),
     ("Olga", "Kraków"),
 ]
+# a second grid the masker was not tuned on (docs/text-scoring.md, "Names and places")
+MORE_NAMES_CITIES = [
+    ("Priya", "Manchester"),
+    ("Kwame", "Nairobi"),
+    ("Sofia", "Mumbai"),
+    ("Liam", "Toronto"),
+    ("Fatima", "Berlin"),
+    ("Hiroshi", "Karachi"),
+    ("Chloe", "Sydney"),
+    ("Dmitri", "São Paulo"),
+    ("Aisha", "Dublin"),
+    ("Carlos", "Cairo"),
+    ("Emily", "Seoul"),
+    ("Tunde", "Glasgow"),
+]
 HAPPY_T = "{name} and I walked around {city} today, it was lovely and sunny and we laughed a lot."
 SAD_T = "I argued with {name} on the phone from {city} and now I feel sad and lonely."
 RISK_T = "{name} visited me in {city}. I don't really want to live anymore, I feel like a burden."
+ANGRY_T = "I'm so angry that {name} lied to me again about the trip to {city}."
+SCARED_T = "Flying to {city} tomorrow to see {name}, I'm terrified of planes and can't sleep."
+TEMPLATES = [HAPPY_T, SAD_T, RISK_T, ANGRY_T, SCARED_T]
+# Names and places reach the encoder masked, so every filled-in template is the same input: the
+# scores may differ only by float noise. Without masking the same grid moved valence by up to
+# 0.44 and P(at risk) by up to 0.39 (measured 2026-11-21, docs/text-scoring.md).
+MAX_DRIFT = 0.01
 
 
-@pytest.mark.parametrize("template", [HAPPY_T, SAD_T, RISK_T])
-def test_names_and_places_do_not_change_the_decision(scorer: TextScorer, template: str) -> None:
-    scores = scorer.score([template.format(name=n, city=c) for n, c in NAMES_CITIES])
+def _spread(values: list[float]) -> float:
+    return max(values) - min(values)
+
+
+@pytest.mark.parametrize("grid", [NAMES_CITIES, MORE_NAMES_CITIES], ids=["grid", "more"])
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_names_and_places_do_not_move_the_scores(
+    scorer: TextScorer, template: str, grid: list[tuple[str, str]]
+) -> None:
+    scores = scorer.score([template.format(name=n, city=c) for n, c in grid])
+    assert _spread([s.valence for s in scores]) <= MAX_DRIFT
+    assert _spread([s.at_risk_probability for s in scores]) <= MAX_DRIFT
+    for label in scores[0].emotions:
+        assert _spread([s.emotions[label] for s in scores]) <= MAX_DRIFT, label
+    assert len({s.emotions_present for s in scores}) == 1
     assert len({s.at_risk for s in scores}) == 1
     assert len({s.risk_level for s in scores}) == 1
     assert len({s.valence > 0 for s in scores}) == 1
-    # known limit (docs/text-scoring.md): names move valence by up to ~0.4 of the [-1, 1] range
-    valences = [s.valence for s in scores]
-    assert max(valences) - min(valences) < 0.45
+
+
+def test_without_masking_names_do_move_the_scores(scorer: TextScorer) -> None:
+    """The invariance above comes from the masking: switched off, the known drift is back."""
+    texts = [t.format(name=n, city=c) for t in (SAD_T, RISK_T) for n, c in NAMES_CITIES]
+    scorer.mask_entities = False
+    try:
+        plain = scorer.score(texts)
+    finally:
+        scorer.mask_entities = True
+    k = len(NAMES_CITIES)
+    assert _spread([s.valence for s in plain[:k]]) > 0.2
+    assert _spread([s.at_risk_probability for s in plain[k:]]) > 0.2
 
 
 def test_names_and_places_never_reverse_happy_and_sad(scorer: TextScorer) -> None:
-    for name, city in NAMES_CITIES:
+    for name, city in NAMES_CITIES + MORE_NAMES_CITIES:
         happy, sad = scorer.score(
             [HAPPY_T.format(name=name, city=city), SAD_T.format(name=name, city=city)]
         )
         assert happy.valence - sad.valence > 0.5, (name, city)
+
+
+def test_masking_keeps_offsets_in_the_original_text(scorer: TextScorer) -> None:
+    # long names before the crisis statement: masked text is shorter than the original
+    calm = "Had lunch with Anna Kowalska and Mohammed Al-Sayed in Rio de Janeiro, then walked home."
+    risky = "I have decided to kill myself tonight, I have the pills ready."
+    texts = [
+        calm + " " + risky,  # one passage (the tokenizer's ids are reused)
+        "\n\n".join([calm * 4, calm * 4, risky, calm * 4]),  # several passages
+    ]
+    for text, s in zip(texts, scorer.score(texts), strict=True):
+        assert s.at_risk
+        start, end = s.worst_passage
+        assert risky in text[start:end]
+        assert s.crisis.spans
+        for span in s.crisis.spans:
+            assert text.index(risky) <= span.start < span.end <= text.index(risky) + len(risky)
+
+
+def test_names_do_not_move_the_scores_of_a_long_text(scorer: TextScorer) -> None:
+    day = (
+        "In the morning {name} and I made coffee and read the news. Later we cleaned the kitchen "
+        "and called my sister about the weekend plans in {city}. I felt tired and a bit low. "
+    )
+    texts = ["\n\n".join([day.format(name=n, city=c) * 4] * 3) for n, c in NAMES_CITIES]
+    scores = scorer.score(texts)
+    assert all(s.n_passages >= 3 for s in scores)
+    assert _spread([s.valence for s in scores]) <= MAX_DRIFT
+    assert _spread([s.at_risk_probability for s in scores]) <= MAX_DRIFT
+    assert len({s.emotions_present for s in scores}) == 1
 
 
 def test_explicit_crisis_forces_at_risk_in_a_cheerful_text(scorer: TextScorer) -> None:
