@@ -79,3 +79,15 @@ def test_evaluate_text_heads_without_data_exits_cleanly(tmp_path: Path) -> None:
 def test_train_text_heads_without_data_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="development data not found"):
         call_command("train_text_heads", "--data-dir", str(tmp_path), "--heads-dir", str(tmp_path))
+
+
+def test_score_texts_chunks_keep_order_and_bounds() -> None:
+    from screening.management.commands.score_texts import _chunks
+
+    rows = [(n, n, "x" * (n % 7) * 100, None) for n in range(1000)] + [(1000, 1000, None, "bad")]
+    parts = list(_chunks(rows, max_texts=64, max_chars=5_000))
+    assert [r for p in parts for r in p] == rows  # every row once, in order
+    assert all(len(p) <= 64 for p in parts)
+    # a chunk only exceeds the character bound when one text alone does
+    assert all(sum(len(r[2] or "") for r in p) <= 5_000 or len(p) == 1 for p in parts)
+    assert list(_chunks([], max_texts=8, max_chars=10)) == []

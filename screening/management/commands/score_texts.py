@@ -61,6 +61,23 @@ def _record(rid: Any, text: str, score: TextScore) -> dict[str, Any]:
     return out
 
 
+def _chunks(
+    rows: list[tuple[int, Any, str | None, str | None]], *, max_texts: int, max_chars: int
+) -> Iterator[list[tuple[int, Any, str | None, str | None]]]:
+    """Consecutive runs of rows with at most ``max_texts`` rows and about ``max_chars`` of text."""
+    part: list[tuple[int, Any, str | None, str | None]] = []
+    chars = 0
+    for row in rows:
+        size = len(row[2] or "")
+        if part and (len(part) >= max_texts or chars + size > max_chars):
+            yield part
+            part, chars = [], 0
+        part.append(row)
+        chars += size
+    if part:
+        yield part
+
+
 class Command(BaseCommand):
     @staticmethod
     def _score_chunk(scorer: TextScorer, good: list[tuple[int, str]]) -> dict[int, TextScore | str]:
@@ -98,14 +115,17 @@ class Command(BaseCommand):
         rows = list(_read(src))
         scorer = get_text_scorer(device=opts["device"], quantized=opts["quantized"])
         scorer.encoder.batch_size = opts["batch_size"]
-        chunk = max(opts["batch_size"], 1) * 8
+        # Texts per scorer call: the scorer sorts passages by length across the whole call, so a
+        # bigger chunk pads less (256 -> 2,048 texts: ~10% faster end to end on short texts);
+        # bounded in characters so that a chunk of pages-long entries stays small in memory.
+        chunk_texts = max(opts["batch_size"], 1) * 64
+        chunk_chars = 2_000_000
         errors = 0
         with (
             opts["output"].open("w", encoding="utf-8") as out,
             tqdm(total=len(rows), unit="text", disable=opts["no_progress"]) as bar,
         ):
-            for i in range(0, len(rows), chunk):
-                part = rows[i : i + chunk]
+            for part in _chunks(rows, max_texts=chunk_texts, max_chars=chunk_chars):
                 good = [(n, t) for n, _, t, err in part if err is None and t is not None]
                 scored = self._score_chunk(scorer, good)
                 for n, rid, text, err in part:
