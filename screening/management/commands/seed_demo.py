@@ -265,7 +265,7 @@ def summary(creds: dict[str, Any], base: str) -> str:
     stamp = timezone.now().replace(microsecond=0).isoformat()
     lines = [
         "",
-        "Vigil is running (embedded profile: SQLite + filesystem broker, worker and beat).",
+        "Vigil is running (embedded profile: SQLite + filesystem broker, two workers and beat).",
         f"  API            {base}/api/v1/",
         f"  API docs       {base}/api/docs/",
         f"  OpenAPI schema {base}/api/schema/",
@@ -305,6 +305,6 @@ def summary(creds: dict[str, Any], base: str) -> str:
         f"       -d '{body}'",
         f"  curl -s {base}/api/v1/diary-entries -H 'Authorization: Bearer {token}'",
         "",
-        "Press Ctrl-C to stop the web server, the worker and the scheduler.",
+        "Press Ctrl-C to stop the web server, the workers and the scheduler.",
     ]
     return "\n".join(lines)
