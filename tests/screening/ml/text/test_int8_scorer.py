@@ -67,3 +67,14 @@ def test_int8_and_fp32_agree_on_the_decision(int8_scorer: TextScorer, scorer: Te
     for a, b in zip(int8_scorer.score(texts), scorer.score(texts), strict=True):
         assert a.at_risk == b.at_risk
         assert abs(a.valence - b.valence) < 0.25
+
+
+def test_int8_mode_keeps_ordinary_diary_lines_clear_and_flags_ideation(
+    int8_scorer: TextScorer,
+) -> None:
+    from tests.screening.ml.text.test_diary_risk import IDEATION, ORDINARY
+
+    ordinary = int8_scorer.score(ORDINARY)
+    assert [t for t, s in zip(ORDINARY, ordinary, strict=True) if s.at_risk] == []
+    ideation = int8_scorer.score(IDEATION)
+    assert [t for t, s in zip(IDEATION, ideation, strict=True) if not s.at_risk] == []
