@@ -473,7 +473,7 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
     to :func:`scoring_jobs_reap`, which re-sends work whose analysis is missing. A job given
     twice is scored once. Idempotent like
     the single runs. Returns counts: ``jobs``, ``scored``, ``skipped`` (nothing to do),
-    ``failed``. A scorer failure raises (the whole batch is then left to the reaper).
+    ``failed``. A text the scorer cannot handle fails alone (the others of the batch are stored).
     """
     unique = list(dict.fromkeys((str(source), ref) for source, ref in jobs))
     counts = {"jobs": len(unique), "scored": 0, "skipped": 0, "failed": 0}
@@ -493,8 +493,20 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
         else:
             ready.append(job)
     if ready:
-        results = text_scorer().score([job.text for job in ready])
+        # one call for the batch; a text the scorer cannot handle fails alone, not its batch-mates
+        from screening.ml.text.scorer import score_each
+
+        results = score_each(text_scorer(), [job.text for job in ready])
         for job, result in zip(ready, results, strict=True):
+            if isinstance(result, Exception):
+                counts["failed"] += 1
+                logger.warning(
+                    "text scoring: could not score %s %s (%s); left to the scoring reaper",
+                    job.source,
+                    job.ref,
+                    type(result).__name__,
+                )
+                continue
             try:
                 stored = budget.run(functools.partial(text_job_record, job=job, result=result))
             except Exception as exc:  # rolled back alone; the reaper sends it again

@@ -172,6 +172,31 @@ def test_one_failing_item_loses_only_itself_and_is_left_to_the_reaper(
     assert resent == [bad.pk]
 
 
+def test_a_text_the_scorer_cannot_handle_fails_alone(
+    world: Any,
+    scorer: SpyScorer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entries = [write(world, f"awful {n}") for n in range(2)] + [write(world, "poison awful")]
+    real = scorer.score
+
+    def chokes_on_poison(texts: list[str]) -> list[FakeScore]:
+        if any("poison" in t for t in texts):
+            raise ValueError("the scorer choked on poison awful")  # messages may quote input
+        return real(texts)
+
+    monkeypatch.setattr(scorer, "score", chokes_on_poison)
+    with caplog.at_level(logging.WARNING, logger="vigil.scoring"):
+        counts = scoring.text_analyses_run_batch(jobs=diary_jobs(entries))
+
+    assert counts == {"jobs": 3, "scored": 2, "skipped": 0, "failed": 1}
+    stored = set(TextAnalysis.objects.values_list("diary_entry_id", flat=True))
+    assert stored == {entries[0].pk, entries[1].pk}
+    assert str(entries[2].pk) in caplog.text and "ValueError" in caplog.text
+    assert "poison" not in caplog.text and "awful" not in caplog.text
+
+
 def test_a_passing_database_error_is_retried_within_the_batch(
     world: Any, scorer: SpyScorer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,11 +457,10 @@ def test_a_batch_that_raises_reports_failure_without_patient_text(
 ) -> None:
     entry = write(world, CRISIS)
 
-    class Broken:
-        def score(self, texts: list[str]) -> list[Any]:
-            raise ValueError(f"cannot score {texts[0]!r}")
+    def broken_loader() -> Any:  # the model cannot be loaded: the whole batch fails
+        raise ValueError(f"cannot load a scorer for {entry.text!r}")
 
-    monkeypatch.setattr(scoring, "text_scorer", lambda: Broken())
+    monkeypatch.setattr(scoring, "text_scorer", broken_loader)
     request = batching.BatchRequest(
         id="t1",
         name=tasks.text_scoring_batch.name,

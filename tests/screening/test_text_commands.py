@@ -91,3 +91,20 @@ def test_score_texts_chunks_keep_order_and_bounds() -> None:
     # a chunk only exceeds the character bound when one text alone does
     assert all(sum(len(r[2] or "") for r in p) <= 5_000 or len(p) == 1 for p in parts)
     assert list(_chunks([], max_texts=8, max_chars=10)) == []
+
+
+def test_score_each_isolates_a_text_the_scorer_cannot_handle() -> None:
+    from screening.ml.text.scorer import score_each
+
+    class Picky:
+        calls = 0
+
+        def score(self, texts: list[str]) -> list[str]:
+            Picky.calls += 1
+            if "bad" in texts:
+                raise RuntimeError("bad")
+            return [t.upper() for t in texts]
+
+    assert score_each(Picky(), ["a", "b"]) == ["A", "B"] and Picky.calls == 1
+    out = score_each(Picky(), ["a", "bad", "c"])
+    assert out[0] == "A" and out[2] == "C" and isinstance(out[1], RuntimeError)

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from screening.ml.text.scorer import TextScore, TextScorer, get_text_scorer
+from screening.ml.text.scorer import TextScore, TextScorer, get_text_scorer, score_each
 
 
 def _read(path: Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
@@ -81,17 +81,12 @@ def _chunks(
 class Command(BaseCommand):
     @staticmethod
     def _score_chunk(scorer: TextScorer, good: list[tuple[int, str]]) -> dict[int, TextScore | str]:
-        """Scores by line number; if the batch fails, each text alone (one bad text, one error)."""
-        try:
-            return dict(zip([n for n, _ in good], scorer.score([t for _, t in good]), strict=True))
-        except Exception:  # one bad text must not stop a backfill
-            out: dict[int, TextScore | str] = {}
-            for n, text in good:
-                try:
-                    out[n] = scorer.score([text])[0]
-                except Exception as exc:
-                    out[n] = f"scoring failed ({type(exc).__name__})"
-            return out
+        """Scores by line number; one text the scorer cannot handle is one error record."""
+        results = score_each(scorer, [t for _, t in good])
+        return {
+            n: r if isinstance(r, TextScore) else f"scoring failed ({type(r).__name__})"
+            for (n, _), r in zip(good, results, strict=True)
+        }
 
     help = "Score texts from a JSONL file (id, text) into a JSONL file of scores."
     requires_system_checks: list[str] = []

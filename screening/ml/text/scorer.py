@@ -291,6 +291,22 @@ class TextScorer:
         return default
 
 
+def score_each(scorer: Any, texts: Sequence[str]) -> list[Any]:
+    """``scorer.score(texts)`` in one call; if that call fails, each text alone, so that one text
+    the scorer cannot handle fails only itself: its place holds the exception (callers log the
+    exception's class, never its message, which may quote the text)."""
+    try:
+        return list(scorer.score(texts))
+    except Exception:
+        out: list[Any] = []
+        for text in texts:
+            try:
+                out.append(scorer.score([text])[0])
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
 @functools.lru_cache(maxsize=4)
 def get_text_scorer(*, device: str = "auto", quantized: bool = False) -> TextScorer:
     """The process-wide scorer for these settings (loaded on first use)."""
