@@ -15,14 +15,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from screening.models import VideoSubmission
 from tests.conftest import new_key, now_iso
 from tests.media import make_mp4
+from tests.reliability.helpers import database_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -49,22 +48,6 @@ WORKER_CMD = [
 DEADLINE_SECONDS = 60
 
 
-def _database_env() -> dict[str, str | None]:
-    """Point the worker at the test database (not the development one)."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return {"VIGIL_SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": None}
-    if connection.vendor == "postgresql":
-        user = quote(str(db.get("USER") or ""), safe="")
-        password = quote(str(db.get("PASSWORD") or ""), safe="")
-        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        host = quote(str(db.get("HOST") or "localhost"), safe="")
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return {"DATABASE_URL": f"postgres://{auth}{host}{port}/{quote(str(db['NAME']), safe='')}"}
-    pytest.skip(f"no worker database mapping for {connection.vendor}")
-    return {}
-
-
 def worker_env(settings: Any) -> dict[str, str]:
     env = dict(os.environ)
     overrides: dict[str, str | None] = {
@@ -78,7 +61,7 @@ def worker_env(settings: Any) -> dict[str, str]:
         "CELERY_BROKER_URL": (
             None if settings.CELERY_BROKER_URL == "filesystem://" else settings.CELERY_BROKER_URL
         ),
-        **_database_env(),
+        **database_env(),
     }
     for name, value in overrides.items():
         if value is None:
