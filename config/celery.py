@@ -52,6 +52,7 @@ app.conf.update(
     task_routes={
         "screening.tasks.video_process": {"queue": "media"},
         "screening.tasks.text_scoring_batch": {"queue": "gpu"},
+        "screening.tasks.media_prosody_batch": {"queue": "gpu"},
         "screening.tasks.text_analysis_run": {"queue": "gpu"},
         "screening.tasks.transcript_analysis_run": {"queue": "gpu"},
     },

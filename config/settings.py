@@ -334,6 +334,10 @@ VIGIL_TEXT_QUANTIZED = env_bool("VIGIL_TEXT_QUANTIZED", False)
 VIGIL_TEXT_BATCH_SIZE = env_int("VIGIL_TEXT_BATCH_SIZE", 32) or 32
 VIGIL_MEDIA_DEVICE = env_str("VIGIL_MEDIA_DEVICE", "auto") or "auto"
 VIGIL_PROSODY_BACKEND = env_str("VIGIL_PROSODY_BACKEND", "torch") or "torch"
+# Where voice prosody runs: "media" (inside the video job) or "gpu" (the media worker hands the
+# decoded audio, encrypted, to the gpu queue's worker, which computes a batch of videos in one
+# call; docs/batching.md). "gpu" pays off on a GPU host; on CPUs the in-line default is cheaper.
+VIGIL_PROSODY_QUEUE = env_str("VIGIL_PROSODY_QUEUE", "media") or "media"
 VIGIL_MEDIA_FRAME_FPS = env_float("VIGIL_MEDIA_FRAME_FPS", 5.0) or 5.0
 VIGIL_MEDIA_FRAME_MAX_SIDE = env_int("VIGIL_MEDIA_FRAME_MAX_SIDE", 480) or 480
 VIGIL_FACE_MIN_PRESENCE = env_float("VIGIL_FACE_MIN_PRESENCE", 0.3) or 0.3

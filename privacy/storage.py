@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import shutil
 import stat
@@ -80,6 +81,36 @@ def encrypted_file_write(
     *, source: Path, name: str, patient_id: uuid.UUID, object_id: uuid.UUID
 ) -> StoredFile:
     """Encrypt ``source`` into storage under ``name`` atomically (temp file + rename)."""
+    with source.open("rb") as src:
+        return _encrypt_stream(src, name=name, patient_id=patient_id, object_id=object_id)
+
+
+def encrypted_bytes_write(
+    *, data: bytes, name: str, patient_id: uuid.UUID, object_id: uuid.UUID
+) -> StoredFile:
+    """Encrypt in-memory ``data`` into storage under ``name`` (same format and atomicity as
+    :func:`encrypted_file_write`): plaintext a worker produced never touches the disk."""
+    return _encrypt_stream(io.BytesIO(data), name=name, patient_id=patient_id, object_id=object_id)
+
+
+def encrypted_bytes_read(
+    *, name: str, patient_id: uuid.UUID, object_id: uuid.UUID, max_bytes: int
+) -> bytes:
+    """Decrypt a stored file into memory, every chunk authenticated. A file larger than
+    ``max_bytes`` raises :class:`DecryptionFailed` before it is all read (memory stays bounded)."""
+    parts: list[bytes] = []
+    total = 0
+    for block in _iter_plaintext(name, patient_id=patient_id, object_id=object_id):
+        total += len(block)
+        if total > max_bytes:
+            raise DecryptionFailed("Stored file is larger than expected.")
+        parts.append(block)
+    return b"".join(parts)
+
+
+def _encrypt_stream(
+    src: BinaryIO, *, name: str, patient_id: uuid.UUID, object_id: uuid.UUID
+) -> StoredFile:
     chunk_size = int(settings.VIGIL_MEDIA_CHUNK_BYTES)
     dek_id, dek = data_key_for_encrypt(patient_id=patient_id)
     header = MAGIC + _HEADER.pack(dek_id.bytes, chunk_size)
@@ -88,7 +119,7 @@ def encrypted_file_write(
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
     total = chunks = 0
     try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+        with os.fdopen(fd, "wb") as out:
             out.write(header)
             current = src.read(chunk_size)
             while True:

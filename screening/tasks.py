@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from screening.batching import BatchRequest, GpuBatches
 from screening.models import TextSource
 from screening.services import scoring, videos
+from screening.services.voice_jobs import VOICE_JOB_SOURCE
 
 logger = logging.getLogger("vigil.tasks")
 
@@ -44,17 +45,20 @@ def media_jobs_reap() -> dict[str, int]:
 # --- scoring (gpu queue: served by CPU workers where there is no GPU) ----------------------------
 # Idempotent: a re-run replaces the stored analysis and the risk engine counts each signal once,
 # so a redelivered message (acks_late) is harmless.
-def _text_jobs(requests: Sequence[BatchRequest]) -> list[tuple[str, uuid.UUID]]:
-    """The batch's ``(source, id)`` jobs; a malformed message is logged (task id) and dropped."""
+def _batch_jobs(
+    requests: Sequence[BatchRequest], *, sources: Sequence[str], task: str
+) -> list[tuple[str, uuid.UUID]]:
+    """A batch's ``(source, id)`` jobs from messages ``[source, id]``; a malformed message is
+    logged (task id only) and dropped."""
     jobs: list[tuple[str, uuid.UUID]] = []
     for request in requests:
         try:
             source, ref = request.args
-            if source not in TextSource.values:
+            if source not in sources:
                 raise ValueError("unknown source")
             jobs.append((str(source), uuid.UUID(str(ref))))
         except (TypeError, ValueError):
-            logger.warning("text_scoring_batch: malformed message %s dropped", request.id)
+            logger.warning("%s: malformed message %s dropped", task, request.id)
     return jobs
 
 
@@ -69,7 +73,23 @@ def _text_jobs(requests: Sequence[BatchRequest]) -> list[tuple[str, uuid.UUID]]:
     soft_time_limit=9 * 60,
 )
 def text_scoring_batch(requests: list[BatchRequest]) -> dict[str, int]:
-    return scoring.text_analyses_run_batch(jobs=_text_jobs(requests))
+    jobs = _batch_jobs(requests, sources=TextSource.values, task="text_scoring_batch")
+    return scoring.text_analyses_run_batch(jobs=jobs)
+
+
+# Voice prosody deferred by the media worker (VIGIL_PROSODY_QUEUE=gpu): one prosody call per
+# batch. No autoretry: a batch that fails is rejected, and the media reaper runs a job that stays
+# unfinished again once it is stuck.
+@shared_task(
+    base=GpuBatches,
+    name="screening.tasks.media_prosody_batch",
+    acks_late=True,
+    time_limit=10 * 60,
+    soft_time_limit=9 * 60,
+)
+def media_prosody_batch(requests: list[BatchRequest]) -> dict[str, int]:
+    jobs = _batch_jobs(requests, sources=[VOICE_JOB_SOURCE], task="media_prosody_batch")
+    return videos.video_voice_batch_run(video_ids=[ref for _, ref in jobs])
 
 
 # The single-job tasks stay registered: messages already queued when a worker is upgraded still

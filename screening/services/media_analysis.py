@@ -37,10 +37,31 @@ class MediaOutcome:
     models_info: list[dict[str, Any]] = field(default_factory=list)
     timings_ms: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
+    #: The distress components behind ``distress`` (face_* and voice_*), kept so that a deferred
+    #: voice part can complete it exactly (see :func:`outcome_complete_voice`).
+    distress_components: dict[str, float] = field(default_factory=dict)
+    #: Set when prosody was deferred to the gpu queue: the decoded 16 kHz mono audio (memory only;
+    #: stored encrypted by ``voice_jobs``, never in the outcome's plain values).
+    pending_audio: Any = field(default=None, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
         return self.prosody is None and self.face is None and self.transcript is None
+
+    def plain(self) -> dict[str, Any]:
+        """Every value but the audio, JSON-serialisable (what a deferred voice job keeps)."""
+        return {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name != "pending_audio"
+        }
+
+    @classmethod
+    def from_plain(cls, values: dict[str, Any]) -> MediaOutcome:
+        """The inverse of :meth:`plain` (unknown keys are ignored; missing ones take defaults)."""
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.pop("pending_audio", None)
+        return cls(**known)
 
 
 def media_config_from_settings(**overrides: Any) -> Any:
@@ -59,9 +80,20 @@ def media_config_from_settings(**overrides: Any) -> Any:
         "face_min_presence": float(getattr(settings, "VIGIL_FACE_MIN_PRESENCE", 0.3)),
         "transcribe": bool(getattr(settings, "VIGIL_TRANSCRIBE", True)),
         "models_dir": Path(configured) if configured else DEFAULT_MODELS_DIR,
+        "defer_prosody": prosody_queue() == "gpu",
     }
     values.update(overrides)
     return MediaConfig(**values)
+
+
+def prosody_queue() -> str:
+    """Where voice prosody runs: ``media`` (in the video job, the default) or ``gpu`` (deferred
+    to the gpu queue's worker, which computes it for a batch of videos in one call)."""
+    queue = str(getattr(settings, "VIGIL_PROSODY_QUEUE", "media")).strip().lower()
+    return queue if queue in PROSODY_QUEUES else "media"
+
+
+PROSODY_QUEUES = ("media", "gpu")
 
 
 def media_analyse(
@@ -134,4 +166,84 @@ def outcome_from_result(result: Any, *, voice: bool, face: bool) -> MediaOutcome
         models_info=models,
         timings_ms={k: round(float(v), 1) for k, v in result.timings_ms.items()},
         model_version=f"{distress.version}"[:64],
+        distress_components={k: float(v) for k, v in distress.components.items()},
+        pending_audio=result.pending_audio if voice else None,
+    )
+
+
+def outcome_complete_voice(
+    outcome: MediaOutcome,
+    *,
+    voice: bool,
+    face: bool,
+    features: Any | None,
+    failed: bool = False,
+    prosody_ms: float = 0.0,
+    waited_ms: float = 0.0,
+) -> MediaOutcome:
+    """Finish an outcome whose prosody was deferred, as :func:`outcome_from_result` would have.
+
+    ``features`` is the clip's ``ProsodyFeatures`` (``None`` with ``failed``: the stage crashed,
+    voice abstains ``stage_failed``). ``voice`` and ``face`` are the consents *now*: a part
+    withdrawn while the job waited is dropped (no voice also drops the transcript: speech is
+    voice; ``models_info`` still lists what ran). The distress is recombined from the face part
+    and the new voice part, so the result equals the in-line path's.
+    """
+    from screening.ml.media.pipeline import (
+        DistressPart,
+        distress_combine,
+        distress_voice_part,
+    )
+
+    abstentions = {k: v for k, v in outcome.abstentions.items() if k != "voice"}
+    flags = [f for f in outcome.quality_flags if not f.startswith("voice:")]
+    models = list(outcome.models_info)
+    prosody: dict[str, Any] | None = None
+    transcript = outcome.transcript
+    if not voice:
+        abstentions["voice"] = "not_consented"
+        abstentions["transcript"] = "not_consented"
+        transcript = None
+        flags = [f for f in flags if not f.startswith("transcript:")]
+    elif failed or features is None:
+        abstentions["voice"] = "stage_failed"
+    else:
+        prosody = features.as_dict()
+        quality = list(features.quality_flags)
+        abstain = bool(features.abstain)
+        prosody["abstain"] = abstain
+        if abstain:
+            abstentions["voice"] = quality[0] if quality else "no_voice"
+        flags += [f"voice:{f}" for f in prosody.get("quality_flags") or []]
+        models.insert(0, features.model.as_dict())  # the in-line path lists prosody first
+    face_data = outcome.face if face else None
+    face_components = {
+        k: v for k, v in outcome.distress_components.items() if k.startswith("face_")
+    }
+    if not face:
+        abstentions["face"] = "not_consented"
+        flags = [f for f in flags if not f.startswith("face:")]
+        face_components = {}
+    face_confidence = outcome.distress_confidence if face_components else 0.0
+    distress = distress_combine(
+        DistressPart(components=face_components, confidence=face_confidence),
+        distress_voice_part(prosody),
+    )
+    timings = dict(outcome.timings_ms)
+    timings["prosody"] = round(float(prosody_ms), 1)
+    timings["prosody_queue_wait"] = round(float(waited_ms), 1)
+    if "total" in timings:
+        timings["total"] = round(float(timings["total"]) + float(prosody_ms), 1)
+    return MediaOutcome(
+        prosody=prosody,
+        face=face_data,
+        quality_flags=sorted(set(flags)),
+        abstentions=abstentions,
+        distress=None if distress.score is None else float(distress.score),
+        distress_confidence=float(distress.confidence),
+        transcript=transcript,
+        models_info=models,
+        timings_ms=timings,
+        model_version=outcome.model_version,
+        distress_components={k: float(v) for k, v in distress.components.items()},
     )

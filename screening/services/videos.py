@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -32,9 +35,9 @@ from privacy.storage import (
 from screening.choices import VideoStage, VideoStatus
 from screening.ml.media.probe import MediaProbe, ProbeRejected, probe_media
 from screening.models import Patient, VideoSubmission
-from screening.services import media_analysis
+from screening.services import media_analysis, voice_jobs
 from screening.services.common import check_client_timestamp, local_day, resolve_timezone
-from screening.services.media_analysis import MediaOutcome
+from screening.services.media_analysis import MediaOutcome, outcome_complete_voice
 from screening.services.scoring import media_analysis_record, transcript_analysis_enqueue
 
 logger = logging.getLogger("vigil.media")
@@ -202,6 +205,7 @@ def _fail(video: VideoSubmission, reason: str, message: str) -> None:
         updated_at=video.finished_at,
     )
     logger.info("video %s failed: %s%s", video.pk, reason, "" if updated else " (row gone)")
+    voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
 
 
 def _analysis_allowed(patient: Patient) -> bool:
@@ -209,6 +213,7 @@ def _analysis_allowed(patient: Patient) -> bool:
 
 
 ANALYSIS_FAILED_MESSAGE = "We could not analyse this video. Please record it again."
+STORED_UNREADABLE_MESSAGE = "We could not read your stored video. Please record it again."
 
 
 def _progress(video: VideoSubmission, percent: int) -> None:
@@ -322,11 +327,7 @@ def video_process(*, video_id: uuid.UUID) -> None:
                 return
             outcome = _analyse(video, path)
     except (DecryptionFailed, KeyNotFound):
-        _fail(
-            video,
-            "storage_unreadable",
-            "We could not read your stored video. Please record it again.",
-        )
+        _fail(video, "storage_unreadable", STORED_UNREADABLE_MESSAGE)
         return
     except ProbeRejected as exc:
         _fail(video, exc.reason, MediaRejected(exc.reason).message)
@@ -336,7 +337,149 @@ def video_process(*, video_id: uuid.UUID) -> None:
     if not _analysis_allowed(patient):
         _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
         return
+    if outcome.pending_audio is not None:
+        _voice_defer(video, outcome)
+        return
     _record(video, outcome)
+
+
+# --- prosody deferred to the gpu queue (VIGIL_PROSODY_QUEUE=gpu; voice_jobs, docs/batching.md) ---
+def _voice_defer(video: VideoSubmission, outcome: MediaOutcome) -> None:
+    """Store the voice job and send it to the gpu queue; the job stays ``processing`` at 90 %.
+
+    Voice consent withdrawn while the job ran: finish now without the voice. A broker that is down
+    leaves the job to the reaper, which runs it again once it is stuck.
+    """
+    patient = video.patient
+    if not consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS):
+        face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
+        _record(video, outcome_complete_voice(outcome, voice=False, face=face, features=None))
+        return
+    voice_jobs.voice_job_store(video=video, outcome=outcome)
+    updated = VideoSubmission.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
+        percent=90, updated_at=timezone.now()
+    )
+    if not updated:  # failed or erased meanwhile: nothing will complete it
+        voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
+        return
+    try:
+        voice_jobs.voice_job_enqueue(video_id=video.pk)
+    except Exception:
+        logger.warning("could not send video %s to the gpu queue; the reaper retries", video.pk)
+
+
+def _prosody_batch(clips: list[Any]) -> tuple[list[Any], float]:
+    """Prosody of every clip in one call; when the batch fails, clip by clip, so that one clip
+    the code cannot handle costs only itself (``None``). Returns the features and the time per
+    clip in ms."""
+    from screening.ml.media.prosody import SAMPLE_RATE, prosody_batch
+
+    if not clips:
+        return [], 0.0
+    backend = media_analysis.media_config_from_settings().prosody_backend
+    start = time.perf_counter()
+    results: list[Any]
+    try:
+        results = list(prosody_batch(clips, SAMPLE_RATE, backend=backend))
+    except Exception as exc:  # isolate the clip at fault
+        logger.warning("prosody batch of %d failed (%s); clip by clip", len(clips), type(exc))
+        results = []
+        for clip in clips:
+            try:
+                results.append(prosody_batch([clip], SAMPLE_RATE, backend=backend)[0])
+            except Exception as clip_exc:
+                logger.warning("prosody failed on one clip: %s", type(clip_exc).__name__)
+                results.append(None)
+    elapsed_ms = (time.perf_counter() - start) * 1000.0
+    return results, elapsed_ms / len(clips)
+
+
+_TakenVoiceJob = tuple[VideoSubmission, voice_jobs.VoiceJob]
+
+
+def _voice_job_take(video_id: uuid.UUID) -> _TakenVoiceJob | str:
+    """The waiting job and its stored voice, or why not: ``skipped`` (nothing to do) or
+    ``failed`` (its voice job is unreadable: the job is failed here)."""
+    video = (
+        VideoSubmission.objects.select_related("patient")
+        .filter(pk=video_id, status=VideoStatus.PROCESSING)
+        .first()
+    )
+    if video is None:
+        return "skipped"  # done, failed, requeued or erased: not this message's to finish
+    if not voice_jobs.voice_job_exists(video=video):
+        return "skipped"  # not deferred yet (a duplicate message), or withdrawn
+    access_record(
+        actor=Actor.system(),
+        action="video.voice_decrypt",
+        patient_id=video.patient_id,
+        resource_type="VideoSubmission",
+        resource_id=video.pk,
+    )
+    try:
+        job = voice_jobs.voice_job_load(video=video)
+    except voice_jobs.VoiceJobMissing:
+        return "skipped"  # removed meanwhile
+    except (DecryptionFailed, KeyNotFound, ValueError):
+        _fail(video, "storage_unreadable", STORED_UNREADABLE_MESSAGE)
+        return "failed"
+    if job.attempt != video.attempts:
+        return "skipped"  # an earlier attempt's leftover: the running attempt sends its own
+    return video, job
+
+
+def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
+    """Finish a batch of voice jobs: their prosody in one call, then each job on its own.
+
+    For each video still ``processing`` with a voice job of its current attempt: consents are
+    read now (a part withdrawn while the job waited is dropped, and no analysis consent at all
+    fails the job); the outcome is completed with the clip's prosody
+    (:func:`~screening.services.media_analysis.outcome_complete_voice`, equal to the in-line
+    path's) and recorded in its own transaction (:func:`_record`: analysis, risk signals, the
+    day's mood, the job's completion, the transcript's scoring). The voice job is deleted
+    whatever happens. Idempotent: a finished job or a missing voice job is skipped. An error on
+    one job leaves it to the reaper's rerun and does not touch the others.
+    """
+    counts = {"jobs": 0, "completed": 0, "skipped": 0, "failed": 0}
+    taken: list[tuple[VideoSubmission, voice_jobs.VoiceJob]] = []
+    for video_id in dict.fromkeys(video_ids):
+        counts["jobs"] += 1
+        got = _voice_job_take(video_id)
+        if isinstance(got, str):
+            counts[got] += 1
+        else:
+            taken.append(got)
+    started = time.time()
+    voice_ok = {
+        video.pk: consent_has(patient=video.patient, scope=ConsentScope.VOICE_ANALYSIS)
+        for video, _ in taken
+    }
+    consented = [(video, job) for video, job in taken if voice_ok[video.pk]]
+    features, per_clip_ms = _prosody_batch([job.samples for _, job in consented])
+    by_video = {video.pk: f for (video, _), f in zip(consented, features, strict=True)}
+    for video, job in taken:
+        try:
+            if not _analysis_allowed(video.patient):
+                _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
+                counts["failed"] += 1
+                continue
+            outcome = outcome_complete_voice(
+                job.outcome,
+                voice=voice_ok[video.pk],
+                face=consent_has(patient=video.patient, scope=ConsentScope.FACE_ANALYSIS),
+                features=by_video.get(video.pk),
+                failed=voice_ok[video.pk] and by_video.get(video.pk) is None,
+                prosody_ms=per_clip_ms,
+                waited_ms=max(0.0, (started - job.deferred_at) * 1000.0),
+            )
+            counts["completed" if _record(video, outcome) else "skipped"] += 1
+        except Exception as exc:  # this job only: the reaper runs it again once it is stuck
+            logger.error("video %s voice completion failed: %s", video.pk, type(exc).__name__)
+            counts["failed"] += 1
+        finally:
+            voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
+    logger.info("voice batch: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
 
 
 #: How long past the media job's hard time limit a decrypted file may live whatever its lock says.
@@ -482,3 +625,47 @@ def video_files_delete_without_consent(*, patient: Patient, remaining: frozenset
 
     transaction.on_commit(delete_files)
     return len(names)
+
+
+@work_canceller_register("pending voice jobs")
+def voice_jobs_cancel_without_consent(*, patient: Patient, remaining: frozenset[str]) -> int:
+    """Without voice consent, delete the patient's voice jobs (decoded speech waiting for the gpu
+    queue) after the withdrawal commits, and send their videos back to the media queue: the rerun
+    reads what the remaining consents allow (no voice; with no scope left it fails the job as
+    ``consent_withdrawn``). Returns how many voice jobs are deleted."""
+    if ConsentScope.VOICE_ANALYSIS in remaining:
+        return 0
+    waiting = [
+        video_id
+        for video_id in VideoSubmission.objects.filter(patient=patient).values_list("pk", flat=True)
+        if encrypted_file_exists(
+            name=voice_jobs.voice_job_name(patient_id=patient.pk, video_id=video_id)
+        )
+    ]
+    if not waiting:
+        return 0
+    now = timezone.now()
+    requeue = list(
+        VideoSubmission.objects.filter(pk__in=waiting, status=VideoStatus.PROCESSING).values_list(
+            "pk", flat=True
+        )
+    )
+    VideoSubmission.objects.filter(pk__in=requeue, status=VideoStatus.PROCESSING).update(
+        status=VideoStatus.QUEUED,
+        stage=VideoStage.RECEIVED,
+        percent=0,
+        enqueued_at=now,
+        updated_at=now,
+    )
+
+    def after_commit() -> None:
+        for video_id in waiting:
+            voice_jobs.voice_job_delete(patient_id=patient.pk, video_id=video_id)
+        for video_id in requeue:
+            try:
+                video_enqueue(video_id=video_id)
+            except Exception:  # the reaper re-sends a job that stays queued
+                logger.warning("could not requeue video %s", video_id)
+
+    transaction.on_commit(after_commit)
+    return len(waiting)

@@ -135,3 +135,81 @@ def test_real_worker_processes_an_uploaded_video(
     finally:
         stop(worker)
     assert "screening.tasks.video_process" in worker_output(), worker_output()
+
+
+def test_real_workers_hand_prosody_to_the_gpu_queue_in_batches(
+    world: Any, settings: Any, tmp_path: Path
+) -> None:
+    """VIGIL_PROSODY_QUEUE=gpu with a media worker and a gpu worker, as `make run` starts them:
+    the media worker stores each video's voice and moves on; the gpu worker computes the queued
+    voices in batches (one prosody call each) and finishes the jobs."""
+    from django.utils import timezone
+
+    from privacy.audit import Actor
+    from screening.models import MediaAnalysis
+    from screening.services.videos import video_submission_create
+
+    settings.VIGIL_MEDIA_ROOT = tmp_path / "media"
+    settings.VIGIL_WORK_DIR = tmp_path / "work"
+    env = worker_env(settings)
+    env.update(
+        {
+            "VIGIL_PROSODY_QUEUE": "gpu",
+            "VIGIL_GPU_BATCH_SIZE": "4",
+            "VIGIL_GPU_BATCH_WAIT_SECONDS": "8",  # long enough for the media worker's four
+            "VIGIL_TRANSCRIBE": "false",
+            "VIGIL_WORKER_WARMUP": "false",
+        }
+    )
+    clip = make_mp4(tmp_path / "clip.mp4", seconds=1.0)
+    patient = world.patient_a
+    ids = []
+    for _ in range(4):  # queued before the workers start
+        video, _created = video_submission_create(
+            actor=Actor(user_id=patient.user_id, role="patient"),
+            patient=patient,
+            idempotency_key=new_key(),
+            upload_path=clip,
+            client_timestamp=timezone.now(),
+        )
+        ids.append(video.pk)
+    common = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
+    base = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+    media_cmd = [*base, "-Q", "media,default", "-P", "solo", "-n", "media@%h", *common]
+    gpu_cmd = [*base, "-Q", "gpu", "-c", "1", "--prefetch-multiplier", "4", "-n", "gpu@%h", *common]
+    logs = {"media": tmp_path / "media.log", "gpu": tmp_path / "gpu.log"}
+    workers = []
+    for name, command in (("media", media_cmd), ("gpu", gpu_cmd)):
+        with logs[name].open("wb") as log:
+            workers.append(
+                subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+
+    def output() -> str:
+        return "\n".join(
+            f"--- {n}:\n{p.read_text(errors='replace')[-4000:]}" for n, p in logs.items()
+        )
+
+    try:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            states = set(
+                VideoSubmission.objects.filter(pk__in=ids).values_list("status", flat=True)
+            )
+            if states <= {"done", "failed"}:
+                break
+            for worker in workers:
+                assert worker.poll() is None, f"a worker exited:\n{output()}"
+            time.sleep(0.2)
+        videos = list(VideoSubmission.objects.filter(pk__in=ids))
+        assert {(v.status, v.failure_reason) for v in videos} == {("done", "")}, output()
+        for analysis in MediaAnalysis.objects.filter(video_id__in=ids):
+            assert analysis.models_info[0]["name"].startswith("vigil-prosody-torch")
+            assert "prosody_queue_wait" in analysis.timings_ms
+    finally:
+        for worker in workers:
+            stop(worker)
+    gpu_log = logs["gpu"].read_text(errors="replace")
+    sizes = [int(part.split("=")[1]) for part in gpu_log.split() if part.startswith("jobs=")]
+    assert sum(sizes) == 4 and max(sizes) > 1, output()  # batches, not one call per video
+    assert "Task screening.tasks.video_process[" not in gpu_log  # each queue on its own worker

@@ -79,7 +79,7 @@ def work_files(settings: Any) -> list[Path]:
     return sorted(work.iterdir()) if work.exists() else []
 
 
-# --- round trip ----------------------------------------------------------------------------------
+# --- round trip --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 4 * CHUNK, len(PLAINTEXT)], ids=lambda s: f"{s}B"
 )
@@ -134,7 +134,7 @@ def test_exists_and_delete(tmp_path: Path, patient_id: uuid.UUID) -> None:
     storage.encrypted_file_delete(name=name)  # deleting twice is fine
 
 
-# --- tampering -----------------------------------------------------------------------------------
+# --- tampering ---------------------------------------------------------------------------------
 def _tamper(settings: Any, name: str, rebuild: Any) -> None:
     path = stored_path(settings, name)
     header, chunks = split(path.read_bytes())
@@ -252,7 +252,7 @@ def test_destroyed_key_makes_the_video_unreadable_and_refuses_new_ones(
         store(tmp_path, patient_id)
 
 
-# --- the plaintext temporary file ----------------------------------------------------------------
+# --- the plaintext temporary file --------------------------------------------------------------
 def test_temporary_plaintext_is_private_and_removed(
     tmp_path: Path, patient_id: uuid.UUID, settings: Any
 ) -> None:
@@ -294,7 +294,7 @@ def test_temporary_plaintext_is_removed_on_keyboard_interrupt(
     assert work_files(settings) == []
 
 
-# --- names ---------------------------------------------------------------------------------------
+# --- names -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "name",
     ["../escape.vgl", "videos/../../escape.vgl", "/etc/passwd", ".", "", "videos/../.."],
@@ -325,5 +325,60 @@ def test_failed_write_leaves_nothing(tmp_path: Path, patient_id: uuid.UUID, sett
             patient_id=patient_id,
             object_id=uuid.uuid4(),
         )
-    folder = stored_path(settings, name).parent
-    assert list(folder.iterdir()) == []
+    folder = stored_path(settings, name).parent  # the source is opened before anything is made
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+# --- in-memory writes and reads (the gpu queue's voice jobs) -------------------------------------
+def test_bytes_round_trip_in_the_same_format_as_files(
+    tmp_path: Path, patient_id: uuid.UUID, settings: Any
+) -> None:
+    object_id = uuid.uuid4()
+    name = storage.storage_name_for(patient_id=patient_id, object_id=object_id)
+    written = storage.encrypted_bytes_write(
+        data=PLAINTEXT, name=name, patient_id=patient_id, object_id=object_id
+    )
+    assert written.plaintext_bytes == len(PLAINTEXT) and written.chunks == 6
+    raw = stored_path(settings, name).read_bytes()
+    assert raw.startswith(storage.MAGIC) and b"never stored in the clear" not in raw
+    back = storage.encrypted_bytes_read(
+        name=name, patient_id=patient_id, object_id=object_id, max_bytes=len(PLAINTEXT)
+    )
+    assert back == PLAINTEXT
+    with storage.decrypted_tempfile(name=name, patient_id=patient_id, object_id=object_id) as p:
+        assert p.read_bytes() == PLAINTEXT  # the file reader reads it too
+    assert storage.patient_stored_objects(patient_id=patient_id) == [(name, object_id)]
+
+
+def test_bytes_read_is_bounded_and_authenticated(
+    tmp_path: Path, patient_id: uuid.UUID, settings: Any
+) -> None:
+    name, object_id, _ = store(tmp_path, patient_id)
+    with pytest.raises(DecryptionFailed):  # larger than the caller expects: stops early
+        storage.encrypted_bytes_read(
+            name=name, patient_id=patient_id, object_id=object_id, max_bytes=CHUNK * 2
+        )
+    with pytest.raises(DecryptionFailed):  # bound to its object id
+        storage.encrypted_bytes_read(
+            name=name, patient_id=patient_id, object_id=uuid.uuid4(), max_bytes=10**6
+        )
+    path = stored_path(settings, name)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DecryptionFailed):
+        storage.encrypted_bytes_read(
+            name=name, patient_id=patient_id, object_id=object_id, max_bytes=10**6
+        )
+
+
+def test_empty_bytes_round_trip(patient_id: uuid.UUID) -> None:
+    object_id = uuid.uuid4()
+    name = storage.storage_name_for(patient_id=patient_id, object_id=object_id)
+    storage.encrypted_bytes_write(data=b"", name=name, patient_id=patient_id, object_id=object_id)
+    assert (
+        storage.encrypted_bytes_read(
+            name=name, patient_id=patient_id, object_id=object_id, max_bytes=0
+        )
+        == b""
+    )

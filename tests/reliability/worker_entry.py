@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import django
@@ -42,8 +41,10 @@ def main(argv: list[str]) -> None:
         if not hasattr(videos, "_analyse"):
             raise SystemExit("screening.services.videos._analyse is gone: update worker_entry")
 
+        from screening.services.media_analysis import MediaOutcome
+
         def empty_analysis(video: Any, path: Path) -> Any:
-            return SimpleNamespace(empty=True, transcript="")
+            return MediaOutcome()  # nothing measured: recorded as an empty analysis
 
         videos._analyse = empty_analysis  # type: ignore[assignment]
 

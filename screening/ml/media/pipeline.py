@@ -17,6 +17,10 @@ consent scopes the patient holds, and returns a :class:`MediaAnalysisResult`.
   and a face abstention ``no_video``; a silent room gives ``too_quiet``; a stage that crashes on
   bad data abstains ``stage_failed`` (the exception's class name is logged, nothing else). A
   missing or tampered model file is not bad data: its ModelIntegrityError propagates.
+* With ``config.defer_prosody`` the voice's prosody is left for a later batch (the gpu queue's
+  worker, many recordings per call): the result carries the decoded audio in ``pending_audio``,
+  a voice status ``pending`` and a face-only distress, which :func:`distress_voice_part` and
+  :func:`distress_combine` complete exactly as :func:`distress_estimate` would have.
 * ``distress`` (:func:`distress_estimate`) is a documented heuristic in [0, 1] with a confidence,
   evidence for the risk engine's ``media_distress`` signal, not a diagnosis.
 
@@ -33,6 +37,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from screening.ml.artifacts import ModelInfo, ModelIntegrityError
 from screening.ml.media.decode import DecodeRejected, SampledFrame, decode_audio, iter_frames
@@ -93,6 +100,9 @@ class MediaConfig:
     models_dir: Path = DEFAULT_MODELS_DIR
     whisper_device: str = "auto"
     whisper_beam_size: int = 1
+    #: Leave prosody to a later batch (the gpu queue): the result then carries the decoded audio
+    #: in ``pending_audio`` and a voice status ``pending`` (see :func:`analyze_media`).
+    defer_prosody: bool = False
 
 
 @dataclass(kw_only=True)
@@ -147,6 +157,8 @@ class MediaAnalysisResult:
     distress: Distress
     models: list[ModelInfo] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: 16 kHz mono float32 samples whose prosody was deferred (``MediaConfig.defer_prosody``).
+    pending_audio: npt.NDArray[np.float32] | None = None
 
     @property
     def usable(self) -> bool:
@@ -228,6 +240,76 @@ def _num(features: dict[str, Any] | None, name: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DistressPart:
+    """One modality's share of :func:`distress_estimate`: its components and its confidence."""
+
+    components: dict[str, float]
+    confidence: float
+
+
+def distress_face_part(face: FaceFeatures | None) -> DistressPart:
+    """The face's components and confidence (empty when the face abstained)."""
+    if face is None or face.abstain:
+        return DistressPart(components={}, confidence=0.0)
+    parts: dict[str, float] = {}
+    if face.smile is not None:
+        parts["face_low_smile"] = _clip01(1.0 - face.smile / 0.5)
+    if face.frown is not None:
+        parts["face_frown"] = _clip01(face.frown / 0.3)
+    if face.brow_lowering is not None:
+        parts["face_brow_lowering"] = _clip01(face.brow_lowering / 0.4)
+    if face.gaze_down_fraction is not None:
+        parts["face_gaze_down"] = _clip01(face.gaze_down_fraction)
+    if face.expression is not None:
+        parts["face_sad_fear"] = _clip01(
+            face.expression.get("sad", 0.0) + face.expression.get("fear", 0.0)
+        )
+    if not parts:
+        return DistressPart(components={}, confidence=0.0)
+    return DistressPart(components=parts, confidence=0.5 * min(1.0, face.face_presence / 0.8))
+
+
+def distress_voice_part(voice: dict[str, Any] | None) -> DistressPart:
+    """The voice's components and confidence (empty when the voice abstained)."""
+    if voice is None or voice.get("abstain", True):
+        return DistressPart(components={}, confidence=0.0)
+    parts: dict[str, float] = {}
+    sd_st = _num(voice, "f0_sd_st")
+    if sd_st is not None:
+        parts["voice_flat_pitch"] = _clip01((3.0 - sd_st) / 2.0)
+    rate = _num(voice, "speech_rate")
+    if rate is not None:
+        parts["voice_slow_rate"] = _clip01((4.0 - rate) / 2.0)
+    ratio, mean_pause = _num(voice, "pause_ratio"), _num(voice, "pause_mean_s")
+    if ratio is not None and mean_pause is not None:
+        parts["voice_long_pauses"] = (
+            _clip01((ratio - 0.15) / 0.35) + _clip01((mean_pause - 0.5) / 1.5)
+        ) / 2.0
+    if not parts:
+        return DistressPart(components={}, confidence=0.0)
+    speech = _num(voice, "speech_s") or 0.0
+    voiced = _num(voice, "voiced_fraction") or 0.0
+    return DistressPart(
+        components=parts, confidence=0.5 * min(1.0, speech * min(1.0, voiced / 0.3) / 20.0)
+    )
+
+
+def distress_combine(*parts: DistressPart) -> Distress:
+    """The score is the mean of the non-empty parts' means; the confidences add up (at most 1)."""
+    components: dict[str, float] = {}
+    means: list[float] = []
+    confidence = 0.0
+    for part in parts:
+        if not part.components:
+            continue
+        components.update(part.components)
+        means.append(sum(part.components.values()) / len(part.components))
+        confidence += part.confidence
+    score = sum(means) / len(means) if means else None
+    return Distress(score=score, confidence=min(1.0, confidence), components=components)
+
+
 def distress_estimate(*, face: FaceFeatures | None, voice: dict[str, Any] | None) -> Distress:
     """Heuristic distress from face and voice features (each part 0 = none .. 1 = strong).
 
@@ -239,49 +321,11 @@ def distress_estimate(*, face: FaceFeatures | None, voice: dict[str, Any] | None
     [0, 1]. The score is the mean of the available modalities' means. Confidence: 0.5 per
     modality present, scaled by its quality (face presence / 0.8; voiced speech seconds / 20),
     at most 1. Uncalibrated: evidence for the risk engine, not a diagnosis.
+
+    A face-only estimate (``distress_face_part``) completed later with the voice's part gives the
+    same result: that is how prosody deferred to the gpu queue finishes it.
     """
-    components: dict[str, float] = {}
-    parts: list[float] = []
-    confidence = 0.0
-    if face is not None and not face.abstain:
-        face_parts: dict[str, float] = {}
-        if face.smile is not None:
-            face_parts["face_low_smile"] = _clip01(1.0 - face.smile / 0.5)
-        if face.frown is not None:
-            face_parts["face_frown"] = _clip01(face.frown / 0.3)
-        if face.brow_lowering is not None:
-            face_parts["face_brow_lowering"] = _clip01(face.brow_lowering / 0.4)
-        if face.gaze_down_fraction is not None:
-            face_parts["face_gaze_down"] = _clip01(face.gaze_down_fraction)
-        if face.expression is not None:
-            face_parts["face_sad_fear"] = _clip01(
-                face.expression.get("sad", 0.0) + face.expression.get("fear", 0.0)
-            )
-        if face_parts:
-            components.update(face_parts)
-            parts.append(sum(face_parts.values()) / len(face_parts))
-            confidence += 0.5 * min(1.0, face.face_presence / 0.8)
-    if voice is not None and not voice.get("abstain", True):
-        voice_parts: dict[str, float] = {}
-        sd_st = _num(voice, "f0_sd_st")
-        if sd_st is not None:
-            voice_parts["voice_flat_pitch"] = _clip01((3.0 - sd_st) / 2.0)
-        rate = _num(voice, "speech_rate")
-        if rate is not None:
-            voice_parts["voice_slow_rate"] = _clip01((4.0 - rate) / 2.0)
-        ratio, mean_pause = _num(voice, "pause_ratio"), _num(voice, "pause_mean_s")
-        if ratio is not None and mean_pause is not None:
-            voice_parts["voice_long_pauses"] = (
-                _clip01((ratio - 0.15) / 0.35) + _clip01((mean_pause - 0.5) / 1.5)
-            ) / 2.0
-        if voice_parts:
-            components.update(voice_parts)
-            parts.append(sum(voice_parts.values()) / len(voice_parts))
-            speech = _num(voice, "speech_s") or 0.0
-            voiced = _num(voice, "voiced_fraction") or 0.0
-            confidence += 0.5 * min(1.0, speech * min(1.0, voiced / 0.3) / 20.0)
-    score = sum(parts) / len(parts) if parts else None
-    return Distress(score=score, confidence=min(1.0, confidence), components=components)
+    return distress_combine(distress_face_part(face), distress_voice_part(voice))
 
 
 # --- the pipeline ----------------------------------------------------------------------------
@@ -366,7 +410,12 @@ def analyze_media(
     # --- prosody ---
     progress("prosody", 15)
     voice: dict[str, Any] | None = None
-    if audio is not None:
+    pending_audio: npt.NDArray[np.float32] | None = None
+    if audio is not None and config.defer_prosody:
+        # computed later by prosody_complete() in a batch; the face and transcript go on now
+        pending_audio = np.ascontiguousarray(audio.samples, dtype=np.float32)
+        voice_status = StageStatus(abstain=False, reason="pending")
+    elif audio is not None:
         start = time.perf_counter()
         try:
             from screening.ml.media.prosody import prosody
@@ -455,6 +504,7 @@ def analyze_media(
         distress=distress,
         models=models,
         timings_ms=timings,
+        pending_audio=pending_audio,
     )
 
 

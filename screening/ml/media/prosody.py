@@ -494,3 +494,17 @@ def prosody(
 
         return prosody_torch_batch([audio], sr, device=device)[0]
     raise ValueError(f"unknown prosody backend: {backend}")
+
+
+def prosody_batch(
+    clips: list[np.ndarray], sr: int, *, backend: str = "torch", device: str = "auto"
+) -> list[ProsodyFeatures]:
+    """Several recordings at once: one batched call on the torch backend (the gpu queue's path),
+    one clip after another on librosa. Same features as :func:`prosody`, clip by clip."""
+    if backend == "librosa":
+        return [prosody_librosa(clip, sr) for clip in clips]
+    if backend == "torch":
+        from screening.ml.media.prosody_torch import prosody_torch_batch
+
+        return prosody_torch_batch(clips, sr, device=device)
+    raise ValueError(f"unknown prosody backend: {backend}")

@@ -316,3 +316,58 @@ def test_distress_confidence_follows_what_was_seen():
     assert nothing.score is None and nothing.confidence == 0.0 and nothing.components == {}
     short_voice = distress_estimate(face=None, voice=_voice(f0_sd_st=2.0, speech_s=5.0))
     assert 0.0 < short_voice.confidence < 0.2
+
+
+# --- prosody deferred to a batch (the gpu queue) ------------------------------------------------
+def _same(a: object, b: object) -> bool:
+    """Equal, NaN included (features may hold NaN where a statistic is undefined)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_deferred_prosody_keeps_the_audio_and_completes_to_the_in_line_result(files, config, full):
+    from dataclasses import replace
+
+    from screening.ml.media.decode import decode_audio
+    from screening.ml.media.prosody import prosody_batch
+
+    deferred = analyze_media(files["talk"], config=replace(config, defer_prosody=True), consent=ALL)
+    assert deferred.voice is None and "prosody" not in deferred.timings_ms
+    assert (deferred.voice_status.abstain, deferred.voice_status.reason) == (False, "pending")
+    assert deferred.usable
+    # the face and the transcript do not wait for the voice
+    assert deferred.face is not None and _same(deferred.face.as_dict(), full.face.as_dict())
+    assert deferred.transcript is not None and deferred.transcript.text == full.transcript.text
+    # the audio handed on is the decoded track, bit for bit
+    audio = decode_audio(files["talk"], max_seconds=60)
+    assert deferred.pending_audio is not None and deferred.pending_audio.dtype == np.float32
+    assert np.array_equal(deferred.pending_audio, audio.samples)
+    # a face-only distress, completed with the batch's voice part, is the in-line distress
+    assert set(deferred.distress.components) == {
+        k for k in full.distress.components if k.startswith("face_")
+    }
+    [features] = prosody_batch([deferred.pending_audio], 16_000, backend="torch")
+    assert _same(features.as_dict(), full.voice)
+    face_part = pipeline.DistressPart(
+        components=deferred.distress.components, confidence=deferred.distress.confidence
+    )
+    completed = pipeline.distress_combine(
+        face_part, pipeline.distress_voice_part(features.as_dict())
+    )
+    assert completed == full.distress
+
+
+def test_deferring_without_voice_consent_defers_nothing(files, config):
+    from dataclasses import replace
+
+    result = analyze_media(
+        files["talk"], config=replace(config, defer_prosody=True), consent={"face"}
+    )
+    assert result.pending_audio is None and result.voice_status.reason == "not_consented"
+
+
+def test_distress_parts_combine_to_the_estimate():
+    face = _face(smile=0.1, frown=0.2, brow_lowering=0.3, gaze_down_fraction=0.4, sad=0.3)
+    voice = _voice(f0_sd_st=1.5, speech_rate=2.5, pause_ratio=0.3, pause_mean_s=1.0)
+    for f, v in ((face, voice), (face, None), (None, voice), (None, None)):
+        parts = (pipeline.distress_face_part(f), pipeline.distress_voice_part(v))
+        assert pipeline.distress_combine(*parts) == distress_estimate(face=f, voice=v)
