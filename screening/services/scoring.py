@@ -443,9 +443,12 @@ DB_RETRY_DELAYS: tuple[float, ...] = (0.25, 1.0, 3.0)
 DB_RETRY_BUDGET = 10
 
 
-class _RetryBudget:
-    def __init__(self, retries: int) -> None:
-        self.left = retries
+class DbRetryBudget:
+    """Runs a batch's per-job database work, retrying errors that may pass (``DB_RETRY_DELAYS``)
+    until the batch's budget of retries is spent."""
+
+    def __init__(self, retries: int | None = None) -> None:
+        self.left = DB_RETRY_BUDGET if retries is None else retries
 
     def run(self, func: Callable[[], Any]) -> Any:
         for delay in (*DB_RETRY_DELAYS, None):
@@ -478,7 +481,7 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
     unique = list(dict.fromkeys((str(source), ref) for source, ref in jobs))
     counts = {"jobs": len(unique), "scored": 0, "skipped": 0, "failed": 0}
     ready: list[TextJob] = []
-    budget = _RetryBudget(DB_RETRY_BUDGET)
+    budget = DbRetryBudget(DB_RETRY_BUDGET)
     for source, ref in unique:
         try:
             job = budget.run(functools.partial(text_job_prepare, source=source, ref=ref))

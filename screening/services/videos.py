@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -38,7 +39,11 @@ from screening.models import Patient, VideoSubmission
 from screening.services import media_analysis, voice_jobs
 from screening.services.common import check_client_timestamp, local_day, resolve_timezone
 from screening.services.media_analysis import MediaOutcome, outcome_complete_voice
-from screening.services.scoring import media_analysis_record, transcript_analysis_enqueue
+from screening.services.scoring import (
+    DbRetryBudget,
+    media_analysis_record,
+    transcript_analysis_enqueue,
+)
 
 logger = logging.getLogger("vigil.media")
 
@@ -428,6 +433,25 @@ def _voice_job_take(video_id: uuid.UUID) -> _TakenVoiceJob | str:
     return video, job
 
 
+def _voice_job_finish(
+    video: VideoSubmission, job: voice_jobs.VoiceJob, *, voice: bool, features: Any, **times: float
+) -> str:
+    """Complete and record one job (consents read now); returns the count it goes to."""
+    if not _analysis_allowed(video.patient):
+        _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
+        return "failed"
+    outcome = outcome_complete_voice(
+        job.outcome,
+        voice=voice,
+        face=consent_has(patient=video.patient, scope=ConsentScope.FACE_ANALYSIS),
+        features=features,
+        failed=voice and features is None,
+        prosody_ms=times["prosody_ms"],
+        waited_ms=times["waited_ms"],
+    )
+    return "completed" if _record(video, outcome) else "skipped"
+
+
 def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Finish a batch of voice jobs: their prosody in one call, then each job on its own.
 
@@ -437,14 +461,21 @@ def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     (:func:`~screening.services.media_analysis.outcome_complete_voice`, equal to the in-line
     path's) and recorded in its own transaction (:func:`_record`: analysis, risk signals, the
     day's mood, the job's completion, the transcript's scoring). The voice job is deleted
-    whatever happens. Idempotent: a finished job or a missing voice job is skipped. An error on
-    one job leaves it to the reaper's rerun and does not touch the others.
+    whatever happens. Idempotent: a finished job or a missing voice job is skipped. A database
+    error that may pass is retried per job (the text batch's ``DbRetryBudget``); a job that
+    still fails is left to the reaper's rerun and does not touch the others.
     """
     counts = {"jobs": 0, "completed": 0, "skipped": 0, "failed": 0}
-    taken: list[tuple[VideoSubmission, voice_jobs.VoiceJob]] = []
+    budget = DbRetryBudget()
+    taken: list[_TakenVoiceJob] = []
     for video_id in dict.fromkeys(video_ids):
         counts["jobs"] += 1
-        got = _voice_job_take(video_id)
+        try:
+            got = budget.run(functools.partial(_voice_job_take, video_id))
+        except Exception as exc:  # the database is down: this job only, the reaper reruns it
+            logger.error("video %s voice job not loaded: %s", video_id, type(exc).__name__)
+            counts["failed"] += 1
+            continue
         if isinstance(got, str):
             counts[got] += 1
         else:
@@ -458,21 +489,17 @@ def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     features, per_clip_ms = _prosody_batch([job.samples for _, job in consented])
     by_video = {video.pk: f for (video, _), f in zip(consented, features, strict=True)}
     for video, job in taken:
+        finish = functools.partial(
+            _voice_job_finish,
+            video,
+            job,
+            voice=voice_ok[video.pk],
+            features=by_video.get(video.pk),
+            prosody_ms=per_clip_ms,
+            waited_ms=max(0.0, (started - job.deferred_at) * 1000.0),
+        )
         try:
-            if not _analysis_allowed(video.patient):
-                _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
-                counts["failed"] += 1
-                continue
-            outcome = outcome_complete_voice(
-                job.outcome,
-                voice=voice_ok[video.pk],
-                face=consent_has(patient=video.patient, scope=ConsentScope.FACE_ANALYSIS),
-                features=by_video.get(video.pk),
-                failed=voice_ok[video.pk] and by_video.get(video.pk) is None,
-                prosody_ms=per_clip_ms,
-                waited_ms=max(0.0, (started - job.deferred_at) * 1000.0),
-            )
-            counts["completed" if _record(video, outcome) else "skipped"] += 1
+            counts[budget.run(finish)] += 1
         except Exception as exc:  # this job only: the reaper runs it again once it is stuck
             logger.error("video %s voice completion failed: %s", video.pk, type(exc).__name__)
             counts["failed"] += 1

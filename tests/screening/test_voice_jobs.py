@@ -579,3 +579,31 @@ def test_the_task_takes_ids_and_drops_malformed_messages(
     )
     assert result["jobs"] == 1 and result["completed"] == 1
     assert state(video)[0] == "done"
+
+
+def test_a_passing_database_error_is_retried_within_the_batch(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    from screening.services import scoring
+
+    monkeypatch.setattr(scoring, "DB_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    real = video_services._record
+    failures = [OperationalError("database is locked")]
+
+    def locked_once(video: VideoSubmission, outcome: MediaOutcome) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(video, outcome)
+
+    monkeypatch.setattr(video_services, "_record", locked_once)
+    counts = video_voice_batch_run(video_ids=[video.pk])
+    assert counts == {"jobs": 1, "completed": 1, "skipped": 0, "failed": 0}
+    assert state(video)[0] == "done"
