@@ -21,7 +21,7 @@ import pytest
 from screening.models import VideoSubmission
 from tests.conftest import new_key, now_iso
 from tests.media import make_mp4
-from tests.reliability.helpers import database_env
+from tests.reliability.helpers import database_env, stop_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -182,7 +182,14 @@ def test_real_workers_hand_prosody_to_the_gpu_queue_in_batches(
     for name, command in (("media", media_cmd), ("gpu", gpu_cmd)):
         with logs[name].open("wb") as log:
             workers.append(
-                subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(  # own process group: stopping it stops the pool children too
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
 
     def output() -> str:
@@ -208,7 +215,7 @@ def test_real_workers_hand_prosody_to_the_gpu_queue_in_batches(
             assert "prosody_queue_wait" in analysis.timings_ms
     finally:
         for worker in workers:
-            stop(worker)
+            stop_worker(worker)
     gpu_log = logs["gpu"].read_text(errors="replace")
     sizes = [int(part.split("=")[1]) for part in gpu_log.split() if part.startswith("jobs=")]
     assert sum(sizes) == 4 and max(sizes) > 1, output()  # batches, not one call per video
