@@ -97,9 +97,16 @@ PROSODY_QUEUES = ("media", "gpu")
 
 
 def media_analyse(
-    *, path: Path, voice: bool, face: bool, text: bool, on_progress: Callable[[float], None]
+    *,
+    path: Path,
+    voice: bool,
+    face: bool,
+    text: bool,
+    on_progress: Callable[[float], None],
+    defer_prosody: bool | None = None,
 ) -> MediaOutcome:
     """Run the media pipeline on ``path`` (see the module docstring). ``on_progress`` gets 0..1.
+    ``defer_prosody`` overrides ``VIGIL_PROSODY_QUEUE`` (None: the setting decides).
 
     ``text`` (TEXT_ANALYSIS consent) additionally allows the transcript, which also needs voice.
     Raises :class:`MediaAnalysisRejected` for a recording the pipeline refuses; anything else it
@@ -109,7 +116,8 @@ def media_analyse(
 
     if not (voice or face):
         return MediaOutcome(abstentions={"voice": "not_consented", "face": "not_consented"})
-    config = media_config_from_settings()
+    overrides = {} if defer_prosody is None else {"defer_prosody": defer_prosody}
+    config = media_config_from_settings(**overrides)
     consent = {
         name for name, allowed in (("voice", voice), ("face", face), ("text", text)) if allowed
     }

@@ -234,6 +234,9 @@ def _analyse(video: VideoSubmission, path: Path) -> MediaOutcome | None:
     face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
     text = consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS)
     _progress(video, 10)
+    # A rerun computes the prosody itself: a gpu queue that lost or never served the first
+    # attempt's voice costs one stuck interval, not the video.
+    defer = media_analysis.prosody_queue() == "gpu" and video.attempts <= 1
     try:
         return media_analysis.media_analyse(
             path=path,
@@ -241,6 +244,7 @@ def _analyse(video: VideoSubmission, path: Path) -> MediaOutcome | None:
             face=face,
             text=text,
             on_progress=lambda fraction: _progress(video, 10 + round(80 * fraction)),
+            defer_prosody=defer,
         )
     except media_analysis.MediaAnalysisRejected as exc:
         _fail(video, exc.reason, exc.message)
@@ -291,6 +295,8 @@ def _record(video: VideoSubmission, outcome: MediaOutcome) -> bool:
             finished_at=now,
             updated_at=now,
         )
+    # an earlier attempt's voice job (the rerun computed the voice itself) has no use any more
+    voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
     return True
 
 

@@ -119,9 +119,17 @@ class FakePipeline:
         self.seen_paths: list[Path] = []
 
     def __call__(
-        self, *, path: Path, voice: bool, face: bool, text: bool, on_progress: Any
+        self,
+        *,
+        path: Path,
+        voice: bool,
+        face: bool,
+        text: bool,
+        on_progress: Any,
+        defer_prosody: bool | None = None,
     ) -> MediaOutcome:
         assert path.exists()
+        assert not defer_prosody  # the default VIGIL_PROSODY_QUEUE: media
         self.seen_paths.append(path)
         self.calls.append({"voice": voice, "face": face, "text": text})
         on_progress(0.5)

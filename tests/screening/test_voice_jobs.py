@@ -74,13 +74,30 @@ class DeferringPipeline:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.deferred: list[bool | None] = []
 
     def __call__(
-        self, *, path: Path, voice: bool, face: bool, text: bool, on_progress: Any
+        self,
+        *,
+        path: Path,
+        voice: bool,
+        face: bool,
+        text: bool,
+        on_progress: Any,
+        defer_prosody: bool | None = None,
     ) -> MediaOutcome:
         audio = SPEECH[self.calls % len(SPEECH)]
         self.calls += 1
+        self.deferred.append(defer_prosody)
         on_progress(1.0)
+        if not defer_prosody:  # in-line: a stand-in prosody computed now
+            return MediaOutcome(
+                prosody={"f0_median_hz": 150.0, "abstain": False} if voice else None,
+                face={**FACE, "abstain": False} if face else None,
+                distress=0.2,
+                distress_confidence=0.8,
+                model_version="fake-1",
+            )
         return MediaOutcome(
             face={**FACE, "abstain": False} if face else None,
             abstentions={} if face else {"face": "not_consented"},
@@ -179,6 +196,30 @@ def test_prosody_queue_setting(settings: Any, value: str, expected: str) -> None
     settings.VIGIL_PROSODY_QUEUE = value
     assert media_analysis.prosody_queue() == expected
     assert media_analysis.media_config_from_settings().defer_prosody is (expected == "gpu")
+
+
+def test_a_rerun_computes_the_prosody_itself(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    settings: Any,
+) -> None:
+    """The gpu queue never served the first attempt (lost message, no gpu worker): once the job is
+    stuck, the reaper's rerun finishes it on the media worker."""
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    assert state(video)[:3] == ("processing", "analysing", 90)
+    VideoSubmission.objects.filter(pk=video.pk).update(
+        processing_started_at=timezone.now() - timezone.timedelta(hours=2)
+    )
+    assert media_jobs_reap()["requeued"] == 1
+    video_process(video_id=video.pk)  # what the re-sent message runs
+    assert pipeline.deferred == [True, False]
+    assert state(video) == ("done", "complete", 100, "")
+    assert MediaAnalysis.objects.get(video=video).prosody["f0_median_hz"] == 150.0
+    assert not job_file(settings, video).exists()  # the first attempt's voice job is gone
+    assert video_voice_batch_run(video_ids=[video.pk])["skipped"] == 1  # a late first message
 
 
 def test_a_broker_outage_leaves_the_job_to_the_reaper(
