@@ -358,15 +358,25 @@ def video_process(*, video_id: uuid.UUID) -> None:
 def _voice_defer(video: VideoSubmission, outcome: MediaOutcome) -> None:
     """Store the voice job and send it to the gpu queue; the job stays ``processing`` at 90 %.
 
-    Voice consent withdrawn while the job ran: finish now without the voice. A broker that is down
-    leaves the job to the reaper, which runs it again once it is stuck.
+    Voice consent withdrawn while the job ran: finish now without the voice. A voice job that
+    cannot be stored: compute the prosody here and finish. A broker that is down leaves the job
+    to the reaper, whose rerun computes the prosody itself once the job is stuck.
     """
     patient = video.patient
+    face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
     if not consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS):
-        face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
         _record(video, outcome_complete_voice(outcome, voice=False, face=face, features=None))
         return
-    voice_jobs.voice_job_store(video=video, outcome=outcome)
+    try:
+        voice_jobs.voice_job_store(video=video, outcome=outcome)
+    except Exception as exc:  # storage full or unwritable: compute the voice here instead
+        logger.warning("video %s voice job not stored (%s); prosody in-line", video.pk, type(exc))
+        [features], per_clip_ms = _prosody_batch([outcome.pending_audio])
+        completed = outcome_complete_voice(
+            outcome, voice=True, face=face, features=features, prosody_ms=per_clip_ms
+        )
+        _record(video, completed)
+        return
     updated = VideoSubmission.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
         percent=90, updated_at=timezone.now()
     )

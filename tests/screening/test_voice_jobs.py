@@ -222,6 +222,28 @@ def test_a_rerun_computes_the_prosody_itself(
     assert video_voice_batch_run(video_ids=[video.pk])["skipped"] == 1  # a late first message
 
 
+def test_a_voice_job_that_cannot_be_stored_is_computed_in_line(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def full(**kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(voice_jobs, "voice_job_store", full)
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    assert state(video) == ("done", "complete", 100, "")
+    analysis = MediaAnalysis.objects.get(video=video)
+    assert analysis.prosody is not None and analysis.prosody["f0_median_hz"] == pytest.approx(
+        110, rel=0.05
+    )
+    assert sent["voice"] == [] and not job_file(settings, video).exists()
+
+
 def test_a_broker_outage_leaves_the_job_to_the_reaper(
     world: Any,
     media: MediaSet,
