@@ -80,7 +80,6 @@ def media_config_from_settings(**overrides: Any) -> Any:
         "face_min_presence": float(getattr(settings, "VIGIL_FACE_MIN_PRESENCE", 0.3)),
         "transcribe": bool(getattr(settings, "VIGIL_TRANSCRIBE", True)),
         "models_dir": Path(configured) if configured else DEFAULT_MODELS_DIR,
-        "defer_prosody": prosody_queue() == "gpu",
     }
     values.update(overrides)
     return MediaConfig(**values)
@@ -106,7 +105,8 @@ def media_analyse(
     defer_prosody: bool | None = None,
 ) -> MediaOutcome:
     """Run the media pipeline on ``path`` (see the module docstring). ``on_progress`` gets 0..1.
-    ``defer_prosody`` overrides ``VIGIL_PROSODY_QUEUE`` (None: the setting decides).
+    ``defer_prosody``: leave the prosody to the gpu queue (``video_process`` decides it from
+    ``VIGIL_PROSODY_QUEUE`` and the attempt; ``manage.py analyze_media`` never defers).
 
     ``text`` (TEXT_ANALYSIS consent) additionally allows the transcript, which also needs voice.
     Raises :class:`MediaAnalysisRejected` for a recording the pipeline refuses; anything else it
@@ -116,8 +116,7 @@ def media_analyse(
 
     if not (voice or face):
         return MediaOutcome(abstentions={"voice": "not_consented", "face": "not_consented"})
-    overrides = {} if defer_prosody is None else {"defer_prosody": defer_prosody}
-    config = media_config_from_settings(**overrides)
+    config = media_config_from_settings(defer_prosody=bool(defer_prosody))
     consent = {
         name for name, allowed in (("voice", voice), ("face", face), ("text", text)) if allowed
     }
@@ -184,6 +183,7 @@ def outcome_complete_voice(
     *,
     voice: bool,
     face: bool,
+    text: bool = True,
     features: Any | None,
     failed: bool = False,
     prosody_ms: float = 0.0,
@@ -192,10 +192,10 @@ def outcome_complete_voice(
     """Finish an outcome whose prosody was deferred, as :func:`outcome_from_result` would have.
 
     ``features`` is the clip's ``ProsodyFeatures`` (``None`` with ``failed``: the stage crashed,
-    voice abstains ``stage_failed``). ``voice`` and ``face`` are the consents *now*: a part
-    withdrawn while the job waited is dropped (no voice also drops the transcript: speech is
-    voice; ``models_info`` still lists what ran). The distress is recombined from the face part
-    and the new voice part, so the result equals the in-line path's.
+    voice abstains ``stage_failed``). ``voice``, ``face`` and ``text`` are the consents *now*: a
+    part withdrawn while the job waited is dropped (the transcript needs voice and text: it is
+    speech turned into text; ``models_info`` still lists what ran). The distress is recombined
+    from the face part and the new voice part, so the result equals the in-line path's.
     """
     from screening.ml.media.pipeline import (
         DistressPart,
@@ -208,11 +208,12 @@ def outcome_complete_voice(
     models = list(outcome.models_info)
     prosody: dict[str, Any] | None = None
     transcript = outcome.transcript
-    if not voice:
-        abstentions["voice"] = "not_consented"
+    if not voice or not text:  # the transcript is speech (voice) turned into text (text)
         abstentions["transcript"] = "not_consented"
         transcript = None
         flags = [f for f in flags if not f.startswith("transcript:")]
+    if not voice:
+        abstentions["voice"] = "not_consented"
     elif failed or features is None:
         abstentions["voice"] = "stage_failed"
     else:
@@ -238,10 +239,11 @@ def outcome_complete_voice(
         distress_voice_part(prosody),
     )
     timings = dict(outcome.timings_ms)
-    timings["prosody"] = round(float(prosody_ms), 1)
-    timings["prosody_queue_wait"] = round(float(waited_ms), 1)
-    if "total" in timings:
-        timings["total"] = round(float(timings["total"]) + float(prosody_ms), 1)
+    if voice:  # the prosody stage ran (or crashed) for this clip
+        timings["prosody"] = round(float(prosody_ms), 1)
+        timings["prosody_queue_wait"] = round(float(waited_ms), 1)
+        if "total" in timings:
+            timings["total"] = round(float(timings["total"]) + float(prosody_ms), 1)
     return MediaOutcome(
         prosody=prosody,
         face=face_data,

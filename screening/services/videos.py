@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -196,21 +197,26 @@ def _claim(video_id: uuid.UUID) -> VideoSubmission | None:
         return video
 
 
-def _fail(video: VideoSubmission, reason: str, message: str) -> None:
-    """Record a failure. A row that vanished meanwhile (the patient was erased) is left alone."""
+def _fail(video: VideoSubmission, reason: str, message: str, *, attempt: int | None = None) -> None:
+    """Record a failure. A row that vanished meanwhile (the patient was erased) is left alone.
+    With ``attempt``, only that attempt while it is still processing is failed (the gpu queue's
+    voice batch must not fail a newer attempt, a requeued job or a finished one)."""
     video.status = VideoStatus.FAILED
     video.failure_reason = reason
     video.failure_message = message[:200]
     video.finished_at = timezone.now()
-    updated = VideoSubmission.objects.filter(pk=video.pk).update(
+    rows = VideoSubmission.objects.filter(pk=video.pk)
+    if attempt is not None:
+        rows = rows.filter(status=VideoStatus.PROCESSING, attempts=attempt)
+    updated = rows.update(
         status=video.status,
         failure_reason=video.failure_reason,
         failure_message=video.failure_message,
         finished_at=video.finished_at,
         updated_at=video.finished_at,
     )
-    logger.info("video %s failed: %s%s", video.pk, reason, "" if updated else " (row gone)")
-    voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
+    logger.info("video %s failed: %s%s", video.pk, reason, "" if updated else " (not failed)")
+    _voice_job_forget(video)
 
 
 def _analysis_allowed(patient: Patient) -> bool:
@@ -254,16 +260,31 @@ def _analyse(video: VideoSubmission, path: Path) -> MediaOutcome | None:
     return None
 
 
-def _record(video: VideoSubmission, outcome: MediaOutcome) -> bool:
+def _record(video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None = None) -> bool:
     """Store the analysis, send its signals to risk and finish the job, in one transaction.
-    False: the row vanished or is no longer ours (erased, or failed by a consent withdrawal)."""
+    False: the row vanished or is no longer ours (erased, failed by a consent withdrawal, or,
+    with ``attempt``, requeued or taken by a newer attempt). A voice job the video may still
+    have is deleted either way: only a first attempt writes one, and nothing else reads it."""
+    try:
+        return _record_locked(video, outcome, attempt=attempt)
+    finally:
+        _voice_job_forget(video)
+
+
+def _voice_job_forget(video: VideoSubmission) -> None:
+    try:
+        voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
+    except OSError as exc:  # the media reaper's rerun or failure deletes it again
+        logger.warning("video %s voice job not deleted: %s", video.pk, type(exc).__name__)
+
+
+def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None) -> bool:
     with transaction.atomic():
-        current = (
-            VideoSubmission.objects.select_for_update()
-            .select_related("patient")
-            .filter(pk=video.pk, status=VideoStatus.PROCESSING)
-            .first()
-        )
+        rows = VideoSubmission.objects.select_for_update().select_related("patient")
+        rows = rows.filter(pk=video.pk, status=VideoStatus.PROCESSING)
+        if attempt is not None:
+            rows = rows.filter(attempts=attempt)
+        current = rows.first()
         if current is None:
             return False
         if not outcome.empty:
@@ -295,8 +316,6 @@ def _record(video: VideoSubmission, outcome: MediaOutcome) -> bool:
             finished_at=now,
             updated_at=now,
         )
-    # an earlier attempt's voice job (the rerun computed the voice itself) has no use any more
-    voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
     return True
 
 
@@ -364,8 +383,12 @@ def _voice_defer(video: VideoSubmission, outcome: MediaOutcome) -> None:
     """
     patient = video.patient
     face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
+    text = consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS)
     if not consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS):
-        _record(video, outcome_complete_voice(outcome, voice=False, face=face, features=None))
+        _record(
+            video,
+            outcome_complete_voice(outcome, voice=False, face=face, text=text, features=None),
+        )
         return
     try:
         voice_jobs.voice_job_store(video=video, outcome=outcome)
@@ -373,7 +396,7 @@ def _voice_defer(video: VideoSubmission, outcome: MediaOutcome) -> None:
         logger.warning("video %s voice job not stored (%s); prosody in-line", video.pk, type(exc))
         [features], per_clip_ms = _prosody_batch([outcome.pending_audio])
         completed = outcome_complete_voice(
-            outcome, voice=True, face=face, features=features, prosody_ms=per_clip_ms
+            outcome, voice=True, face=face, text=text, features=features, prosody_ms=per_clip_ms
         )
         _record(video, completed)
         return
@@ -402,12 +425,16 @@ def _prosody_batch(clips: list[Any]) -> tuple[list[Any], float]:
     results: list[Any]
     try:
         results = list(prosody_batch(clips, SAMPLE_RATE, backend=backend))
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:  # isolate the clip at fault
         logger.warning("prosody batch of %d failed (%s); clip by clip", len(clips), type(exc))
         results = []
         for clip in clips:
             try:
                 results.append(prosody_batch([clip], SAMPLE_RATE, backend=backend)[0])
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as clip_exc:
                 logger.warning("prosody failed on one clip: %s", type(clip_exc).__name__)
                 results.append(None)
@@ -428,6 +455,8 @@ def _voice_job_take(video_id: uuid.UUID) -> _TakenVoiceJob | str:
     )
     if video is None:
         return "skipped"  # done, failed, requeued or erased: not this message's to finish
+    if video.attempts != 1:
+        return "skipped"  # only a first attempt defers: a rerun computes the voice itself
     if not voice_jobs.voice_job_exists(video=video):
         return "skipped"  # not deferred yet (a duplicate message), or withdrawn
     access_record(
@@ -442,7 +471,7 @@ def _voice_job_take(video_id: uuid.UUID) -> _TakenVoiceJob | str:
     except voice_jobs.VoiceJobMissing:
         return "skipped"  # removed meanwhile
     except (DecryptionFailed, KeyNotFound, ValueError):
-        _fail(video, "storage_unreadable", STORED_UNREADABLE_MESSAGE)
+        _fail(video, "storage_unreadable", STORED_UNREADABLE_MESSAGE, attempt=video.attempts)
         return "failed"
     if job.attempt != video.attempts:
         return "skipped"  # an earlier attempt's leftover: the running attempt sends its own
@@ -452,20 +481,42 @@ def _voice_job_take(video_id: uuid.UUID) -> _TakenVoiceJob | str:
 def _voice_job_finish(
     video: VideoSubmission, job: voice_jobs.VoiceJob, *, voice: bool, features: Any, **times: float
 ) -> str:
-    """Complete and record one job (consents read now); returns the count it goes to."""
-    if not _analysis_allowed(video.patient):
-        _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE)
+    """Complete and record one job with the consents read now; returns the count it goes to.
+    ``voice``: whether its prosody was computed (voice consent held when the batch began)."""
+    from screening.ml.media.pipeline import INPUT_REASONS, PATIENT_MESSAGES
+
+    patient = video.patient
+    if not _analysis_allowed(patient):
+        _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE, attempt=job.attempt)
+        return "failed"
+    voice = voice and consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS)
+    face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
+    face_reason = job.outcome.abstentions.get("face")
+    if not voice and face and face_reason in INPUT_REASONS:
+        # as the in-line path: nothing consented could read the recording
+        _fail(video, str(face_reason), PATIENT_MESSAGES[str(face_reason)], attempt=job.attempt)
         return "failed"
     outcome = outcome_complete_voice(
         job.outcome,
         voice=voice,
-        face=consent_has(patient=video.patient, scope=ConsentScope.FACE_ANALYSIS),
+        face=face,
+        text=consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS),
         features=features,
         failed=voice and features is None,
         prosody_ms=times["prosody_ms"],
         waited_ms=times["waited_ms"],
     )
-    return "completed" if _record(video, outcome) else "skipped"
+    return "completed" if _record(video, outcome, attempt=job.attempt) else "skipped"
+
+
+def _voice_consented(video: VideoSubmission) -> bool:
+    """Whether to compute this clip's prosody. Read again before the job is recorded; a read that
+    fails (a database blip) computes it, and the later read decides."""
+    try:
+        return consent_has(patient=video.patient, scope=ConsentScope.VOICE_ANALYSIS)
+    except Exception as exc:
+        logger.warning("video %s voice consent not read: %s", video.pk, type(exc).__name__)
+        return True
 
 
 def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -497,10 +548,7 @@ def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
         else:
             taken.append(got)
     started = time.time()
-    voice_ok = {
-        video.pk: consent_has(patient=video.patient, scope=ConsentScope.VOICE_ANALYSIS)
-        for video, _ in taken
-    }
+    voice_ok = {video.pk: _voice_consented(video) for video, _ in taken}
     consented = [(video, job) for video, job in taken if voice_ok[video.pk]]
     features, per_clip_ms = _prosody_batch([job.samples for _, job in consented])
     by_video = {video.pk: f for (video, _), f in zip(consented, features, strict=True)}
@@ -516,11 +564,13 @@ def video_voice_batch_run(*, video_ids: Sequence[uuid.UUID]) -> dict[str, int]:
         )
         try:
             counts[budget.run(finish)] += 1
+        except SoftTimeLimitExceeded:
+            raise  # the batch is out of time: its messages are rejected, the reaper reruns
         except Exception as exc:  # this job only: the reaper runs it again once it is stuck
             logger.error("video %s voice completion failed: %s", video.pk, type(exc).__name__)
             counts["failed"] += 1
         finally:
-            voice_jobs.voice_job_delete(patient_id=video.patient_id, video_id=video.pk)
+            _voice_job_forget(video)
     logger.info("voice batch: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -710,5 +760,5 @@ def voice_jobs_cancel_without_consent(*, patient: Patient, remaining: frozenset[
             except Exception:  # the reaper re-sends a job that stays queued
                 logger.warning("could not requeue video %s", video_id)
 
-    transaction.on_commit(after_commit)
+    transaction.on_commit(after_commit, robust=True)
     return len(waiting)

@@ -14,8 +14,9 @@ from the video's id, which its chunks' associated data is bound to, so
 - key rotation re-encrypts it and erasure deletes it with the patient's other files;
 - a withdrawal of voice consent deletes it and sends the video back to the media queue
   (``videos.voice_jobs_cancel_without_consent``);
-- every end of the job deletes it: completion, failure (``videos._fail``), the reaper's rerun
-  (which overwrites it).
+- every end of the job deletes it: completion (``videos._record``, whichever attempt records)
+  and failure (``videos._fail``). Only a job's first attempt writes one: the reaper's rerun
+  computes the voice itself.
 
 The message carries ids only: ``["video", "<video id>"]``.
 """

@@ -210,7 +210,9 @@ def test_real_workers_hand_prosody_to_the_gpu_queue_in_batches(
             time.sleep(0.2)
         videos = list(VideoSubmission.objects.filter(pk__in=ids))
         assert {(v.status, v.failure_reason) for v in videos} == {("done", "")}, output()
-        for analysis in MediaAnalysis.objects.filter(video_id__in=ids):
+        analyses = list(MediaAnalysis.objects.filter(video_id__in=ids))
+        assert len(analyses) == 4, output()
+        for analysis in analyses:
             assert analysis.models_info[0]["name"].startswith("vigil-prosody-torch")
             assert "prosody_queue_wait" in analysis.timings_ms
     finally:

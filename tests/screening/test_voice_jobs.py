@@ -195,7 +195,8 @@ def test_in_line_default_stores_no_voice_job(
 def test_prosody_queue_setting(settings: Any, value: str, expected: str) -> None:
     settings.VIGIL_PROSODY_QUEUE = value
     assert media_analysis.prosody_queue() == expected
-    assert media_analysis.media_config_from_settings().defer_prosody is (expected == "gpu")
+    # only video_process defers: manage.py analyze_media always computes the voice itself
+    assert media_analysis.media_config_from_settings().defer_prosody is False
 
 
 def test_a_rerun_computes_the_prosody_itself(
@@ -356,18 +357,17 @@ def test_a_batch_computes_every_clip_in_one_call_and_finishes_each_job(
 def test_distress_is_completed_with_the_voice(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict
 ) -> None:
-    from screening.ml.media.pipeline import distress_voice_part
+    from screening.ml.media.pipeline import distress_estimate
 
     video = make_video(world, media.good_mp4)
     video_process(video_id=video.pk)
     video_voice_batch_run(video_ids=[video.pk])
     analysis = MediaAnalysis.objects.get(video=video)
-    voice_part = distress_voice_part(analysis.prosody)
-    assert voice_part.components  # the voice contributed
+    voice_only = distress_estimate(face=None, voice=analysis.prosody)  # the in-line function
+    assert voice_only.score is not None  # the voice contributed
     face_mean = sum(FACE_DISTRESS.values()) / 3
-    voice_mean = sum(voice_part.components.values()) / len(voice_part.components)
-    assert analysis.distress == pytest.approx((face_mean + voice_mean) / 2, abs=1e-12)
-    assert analysis.distress_confidence == pytest.approx(min(1.0, 0.5 + voice_part.confidence))
+    assert analysis.distress == pytest.approx((face_mean + voice_only.score) / 2, abs=1e-12)
+    assert analysis.distress_confidence == pytest.approx(min(1.0, 0.5 + voice_only.confidence))
 
 
 def test_running_a_batch_twice_is_harmless(
@@ -463,10 +463,10 @@ def test_an_error_recording_one_job_leaves_the_others(
         video_process(video_id=video.pk)
     real = video_services._record
 
-    def flaky(video: VideoSubmission, outcome: MediaOutcome) -> bool:
+    def flaky(video: VideoSubmission, outcome: MediaOutcome, **kwargs: Any) -> bool:
         if video.pk == first.pk:
             raise RuntimeError("database blip")
-        return real(video, outcome)
+        return real(video, outcome, **kwargs)
 
     monkeypatch.setattr(video_services, "_record", flaky)
     counts = video_voice_batch_run(video_ids=[first.pk, second.pk])
@@ -502,6 +502,121 @@ def test_withdrawing_voice_deletes_the_voice_job_and_reruns_without_the_voice(
     assert analysis.face is not None and sent["voice"][1:] == []
     event = AccessEvent.objects.filter(action="consent.withdraw_effects").latest("id")
     assert "cancelled 1 pending voice jobs" in event.purpose
+
+
+def test_voice_withdrawn_while_the_batch_computes_is_not_recorded(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The withdrawal lands during the prosody call: the canceller requeues the video and the
+    rerun (attempt 2) claims it before the batch records; the batch records nothing."""
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    real = prosody_module.prosody_batch
+
+    def withdraw_meanwhile(clips: list[np.ndarray], sr: int, **kwargs: Any) -> Any:
+        result = real(clips, sr, **kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            withdraw(world.patient_a, ConsentScope.VOICE_ANALYSIS)
+        video_services._claim(video.pk)  # the media worker takes attempt 2 at once
+        return result
+
+    monkeypatch.setattr(prosody_module, "prosody_batch", withdraw_meanwhile)
+    counts = video_voice_batch_run(video_ids=[video.pk])
+    assert counts["completed"] == 0
+    assert not MediaAnalysis.objects.filter(video=video).exists()
+    assert state(video)[0] == "processing"  # attempt 2's, untouched
+    assert VideoSubmission.objects.get(pk=video.pk).attempts == 2
+    assert sent["text"] == []  # no transcript sent for scoring
+
+
+def test_voice_withdrawn_just_before_recording_drops_the_voice(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Consent read when the batch began said yes; the read before recording says no."""
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    answers = iter([True])  # the batch's first read (which clips to compute)
+
+    def voice_then_not(*, patient: Any, scope: str) -> bool:
+        if scope == ConsentScope.VOICE_ANALYSIS:
+            return next(answers, False)
+        return True
+
+    monkeypatch.setattr(video_services, "consent_has", voice_then_not)
+    assert video_voice_batch_run(video_ids=[video.pk])["completed"] == 1
+    analysis = MediaAnalysis.objects.get(video=video)
+    assert analysis.prosody is None and analysis.transcript is None
+    assert analysis.abstentions["voice"] == "not_consented"
+    assert "prosody" not in analysis.timings_ms
+
+
+def test_text_withdrawn_while_waiting_drops_the_transcript(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    withdraw(world.patient_a, ConsentScope.TEXT_ANALYSIS)
+    with django_capture_on_commit_callbacks(execute=True):
+        video_voice_batch_run(video_ids=[video.pk])
+    analysis = MediaAnalysis.objects.get(video=video)
+    assert analysis.transcript is None and analysis.abstentions["transcript"] == "not_consented"
+    assert analysis.prosody is not None and sent["text"] == []
+
+
+def test_only_a_first_attempt_is_finished_by_the_batch(
+    world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict, settings: Any
+) -> None:
+    """A leftover voice job, even a damaged one, never fails or touches a newer attempt."""
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    path = job_file(settings, video)
+    path.write_bytes(path.read_bytes()[:-30])  # damaged as well
+    VideoSubmission.objects.filter(pk=video.pk).update(attempts=2)  # a rerun is running
+    assert video_voice_batch_run(video_ids=[video.pk])["skipped"] == 1
+    assert state(video)[0] == "processing" and state(video)[3] == ""
+    assert not AccessEvent.objects.filter(action="video.voice_decrypt").exists()  # not read
+
+
+def test_a_face_that_could_not_be_read_fails_the_job_without_the_voice(
+    world: Any,
+    media: MediaSet,
+    pipeline: DeferringPipeline,
+    sent: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in-line: with the voice withdrawn, nothing consented could read the recording."""
+    real_call = pipeline.__call__
+
+    def no_picture(**kwargs: Any) -> MediaOutcome:
+        outcome = real_call(**kwargs)
+        outcome.face = None
+        outcome.abstentions = {"face": "no_video"}
+        outcome.distress_components = {}
+        return outcome
+
+    monkeypatch.setattr(media_analysis, "media_analyse", no_picture)
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
+    monkeypatch.setattr(
+        video_services,
+        "consent_has",
+        lambda *, patient, scope: scope != ConsentScope.VOICE_ANALYSIS,
+    )
+    assert video_voice_batch_run(video_ids=[video.pk])["failed"] == 1
+    assert state(video)[0] == "failed" and state(video)[3] == "no_video"
 
 
 def test_consent_is_read_again_when_the_batch_runs(
@@ -661,10 +776,10 @@ def test_a_passing_database_error_is_retried_within_the_batch(
     real = video_services._record
     failures = [OperationalError("database is locked")]
 
-    def locked_once(video: VideoSubmission, outcome: MediaOutcome) -> bool:
+    def locked_once(video: VideoSubmission, outcome: MediaOutcome, **kwargs: Any) -> bool:
         if failures:
             raise failures.pop()
-        return real(video, outcome)
+        return real(video, outcome, **kwargs)
 
     monkeypatch.setattr(video_services, "_record", locked_once)
     counts = video_voice_batch_run(video_ids=[video.pk])
