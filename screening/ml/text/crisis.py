@@ -37,7 +37,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.3.0"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.3.1"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -1225,14 +1225,21 @@ _NOUN_AFTER = re.compile(
     r"\s+(?:thoughts?|urges?|ideations?|feelings?|tendencies|thinking)(?![a-z0-9'])"
 )
 _THE_BEFORE = re.compile(r"(?<![a-z0-9'])the\s*$")
+# After the mention, only a statement about the topic in general counts as generic ("Suicidal
+# thoughts are very real", "... are common", "... can affect anyone"). Anything else that follows
+# a bare mention ("Suicidal thoughts will not leave me alone", "... make it hard to breathe",
+# "Self harm was the only thing that helped") is a diary's own experience and is counted.
 _GENERIC_AFTER = re.compile(
-    r"\s+(?:is|are|isn't|isnt|aren't|arent|can|can't|cant|could|should|will|won't|wont|do"
-    r"|does|don't|dont|doesn't|doesnt|never|often|usually|tend|tends|affect|affects|come|comes"
-    r"|happen|happens|make|makes|were|was)(?![a-z0-9'])"
-    r"(?!\s+(?:(?:just|so|very|really|getting|becoming|all|always|still)\s+)*(?:back|coming"
-    r"|returning|returned|worse|stronger|strong|loud|louder|here|again|constant|overwhelming"
-    r"|killing|eating|taking|consuming|winning|bad|intense|unbearable|everywhere|all i|my))"
+    r"\s+(?:(?:is|are|isn't|isnt|aren't|arent)\s+(?:(?:very|so|really|quite|extremely|pretty"
+    r"|more|most|a|an|often|usually|not|always)\s+)*(?:real|common|normal|serious|complex"
+    r"|complicated|treatable|preventable|understandable|no joke|a symptom|symptoms|a sign|signs"
+    r"|part of|widespread|rare|taboo|stigmatized|stigmatised|misunderstood|correlated|linked"
+    r"|related|associated)"
+    r"|(?:can|could|may)\s+(?:affect|happen to|hit|strike|be treated|be managed)"
+    r"|(?:affects?|happens? to)\s+(?:anyone|everyone|many|lots|a lot|people|millions))"
+    r"(?![a-z0-9'])"
 )
+_ADDRESSED = re.compile(r"(?<![a-z0-9'])(?:you|your|yours|yourself|u|ur)(?![a-z0-9'])")
 _DIARY_TIME = re.compile(
     r"(?<![a-z0-9'])(?:today|tonight|again|lately|right now|this (?:week|morning|evening|month)"
     r"|all day|these days|every day|everyday|nonstop|non stop)(?![a-z0-9'])"
@@ -1529,8 +1536,11 @@ def _generic(
     if _GENERIC_BEFORE.search(before):
         return True
     opens_clause = not norm[clause_start:start].strip(" ,;:-*\"'")
-    return (opens_clause or _THE_BEFORE.search(before) is not None) and (
-        _GENERIC_AFTER.match(norm, end) is not None
+    if not (opens_clause or _THE_BEFORE.search(before) is not None):
+        return False
+    # a general statement, or one addressed to the reader ("... are hard to fight on your own")
+    return _GENERIC_AFTER.match(norm, end) is not None or (
+        _ADDRESSED.search(norm, end, clause_end) is not None
     )
 
 
@@ -1563,7 +1573,7 @@ def _assess(doc: _Doc, rule: Rule, start: int, end: int) -> tuple[str, tuple[str
         neg_from = subject_at if person == "first" else clause_start
         neg_window = norm[max(neg_from, start - 48) : start]
         asserted = _REASON_BEFORE.search(norm[max(clause_start, start - 60) : start]) or (
-            _YET_AFTER.match(norm[end : min(clause_end, end + 30)])
+            _YET_AFTER.match(norm[end : end + 30])  # "yet" closes a clause: look past it
         )
         if _CUES["negation"].search(neg_window) and not asserted:
             flags.append("negated")

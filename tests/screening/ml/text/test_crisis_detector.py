@@ -707,7 +707,7 @@ def test_detector_version_was_bumped_for_the_burden_rules() -> None:
 
 
 def test_detector_version_was_bumped_for_the_generic_mention_rules() -> None:
-    assert DETECTOR_VERSION == "1.3.0"
+    assert DETECTOR_VERSION == "1.3.1"
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "imminent_intent.method_intent",
@@ -852,3 +852,33 @@ def test_odd_is_not_an_overdose(text: str) -> None:
 
 def test_an_overdose_with_an_apostrophe_still_counts() -> None:
     assert at_least(detect_crisis("I OD'd on my meds last night."), "active_ideation")
+
+
+# --- 1.3.1: a bare mention followed by what it does to the writer is the writer's own -------------
+# (1.3.0's "generic" discount read these as talk about the topic and dropped them; a review found
+# it. In a diary every such line is the patient's own experience.)
+OWN_BARE_MENTIONS = [
+    "Suicidal thoughts will not leave me alone.",
+    "Suicidal thoughts make it hard to breathe.",
+    "Thoughts of suicide come every night.",
+    "Self harm was the only thing that helped last night.",
+    "Suicidal ideation is something I've had for years and it's bad right now",
+    "Wanting to die. Suicidal thoughts do not stop.",
+    "Suicidal thoughts were there when I woke up.",
+    "Suicidal urges can't be ignored anymore.",
+]
+
+
+@pytest.mark.parametrize("text", OWN_BARE_MENTIONS)
+def test_a_bare_mention_of_ones_own_thoughts_is_caught(text: str) -> None:
+    result = detect_crisis(text)
+    assert at_least(result, "active_ideation") or (
+        at_least(result, "passive_ideation") and "self harm" in text.lower()
+    ), result
+
+
+def test_not_having_done_it_yet_asserts_the_thought() -> None:
+    # "yet" closes a clause in the splitter; the assertion still reads past it
+    result = detect_crisis("I haven't killed myself yet.")
+    assert at_least(result, "passive_ideation"), result
+    assert not at_least(detect_crisis("I would never kill myself."), "passive_ideation")
