@@ -32,7 +32,10 @@ Eager calls (``apply``, ``task_always_eager``) run a batch of one at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import random
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -47,6 +50,7 @@ from celery.utils.nodenames import gethostname
 from celery.worker.request import create_request_cls
 from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
 from django.conf import settings
+from django.core.cache import cache
 from kombu.utils.uuid import uuid
 
 logger = logging.getLogger("vigil.batching")
@@ -101,6 +105,39 @@ class BatchRequest:
 
     def __repr__(self) -> str:  # ids only: the args are ids too, but keep logs to the task id
         return f"<BatchRequest {self.name}[{self.id}]>"
+
+
+#: How long a job is remembered as having been in a batch that failed or lost its process.
+LOST_MARK_SECONDS = 24 * 60 * 60
+
+
+def _lost_key(name: str, args: Sequence[Any]) -> str:
+    digest = hashlib.sha256(json.dumps([name, [str(a) for a in args]]).encode()).hexdigest()
+    return f"gpu-batch-lost:{digest[:40]}"
+
+
+def lost_mark(name: str, requests: Sequence[BatchRequest]) -> None:
+    """Remember the jobs of a batch that failed or lost its process (shared cache; an outage only
+    means they are batched together again)."""
+    try:
+        cache.set_many({_lost_key(name, r.args): 1 for r in requests}, timeout=LOST_MARK_SECONDS)
+    except Exception:
+        logger.warning("could not remember the jobs of a lost batch of %s", name)
+
+
+def batches_isolating_lost(requests: Sequence[BatchRequest]) -> list[list[BatchRequest]]:
+    """The batch's jobs as one group, except those that were in a batch that failed or lost its
+    process before: each of them alone, after the others, in random order. A text that kills
+    its process (a crash, memory) then takes only itself down once its batch-mates have been
+    stored, instead of taking them down with it every time the reaper re-sends them together."""
+    try:
+        marked = cache.get_many([_lost_key(r.name, r.args) for r in requests])
+    except Exception:
+        marked = {}
+    lost = [r for r in requests if _lost_key(r.name, r.args) in marked]
+    fresh = [r for r in requests if _lost_key(r.name, r.args) not in marked]
+    random.shuffle(lost)
+    return ([fresh] if fresh else []) + [[r] for r in lost]
 
 
 def _drain(queue: Queue[Any]) -> list[Any]:
@@ -260,6 +297,7 @@ class GpuBatches(Task):
                 len(requests),
                 why,
             )
+            lost_mark(name, batch)
             for request in acks_late:
                 request.reject(requeue=False)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from screening.batching import BatchRequest, GpuBatches
+from screening.batching import BatchRequest, GpuBatches, batches_isolating_lost
 from screening.models import TextSource
 from screening.services import scoring, videos
 from screening.services.voice_jobs import VOICE_JOB_SOURCE
@@ -73,8 +74,12 @@ def _batch_jobs(
     soft_time_limit=9 * 60,
 )
 def text_scoring_batch(requests: list[BatchRequest]) -> dict[str, int]:
-    jobs = _batch_jobs(requests, sources=TextSource.values, task="text_scoring_batch")
-    return scoring.text_analyses_run_batch(jobs=jobs)
+    # jobs of an earlier lost batch run alone, after the others (batching.batches_isolating_lost)
+    counts: Counter[str] = Counter()
+    for group in batches_isolating_lost(requests):
+        jobs = _batch_jobs(group, sources=TextSource.values, task="text_scoring_batch")
+        counts.update(scoring.text_analyses_run_batch(jobs=jobs))
+    return dict(counts)
 
 
 # Voice prosody deferred by the media worker (VIGIL_PROSODY_QUEUE=gpu): one prosody call per

@@ -18,9 +18,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db import (
@@ -317,7 +318,7 @@ class TextJob:
     patient: Patient
     source_obj: DiaryEntry | VideoSubmission
     local_date: dt.date
-    text: str
+    text: str = field(repr=False)  # patient text: never in a repr, a log or an error report
     media_id: uuid.UUID | None = None
 
 
@@ -485,6 +486,8 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
     for source, ref in unique:
         try:
             job = budget.run(functools.partial(text_job_prepare, source=source, ref=ref))
+        except SoftTimeLimitExceeded:
+            raise  # out of time: the batch's messages are rejected, the reaper re-sends
         except Exception as exc:  # one unreadable row (key gone, database blip) costs only itself
             counts["failed"] += 1
             logger.warning(
@@ -499,7 +502,9 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
         # one call for the batch; a text the scorer cannot handle fails alone, not its batch-mates
         from screening.ml.text.scorer import score_each
 
-        results = score_each(text_scorer(), [job.text for job in ready])
+        results = score_each(
+            text_scorer(), [job.text for job in ready], reraise=(SoftTimeLimitExceeded,)
+        )
         for job, result in zip(ready, results, strict=True):
             if isinstance(result, Exception):
                 counts["failed"] += 1
@@ -512,6 +517,8 @@ def text_analyses_run_batch(*, jobs: Iterable[tuple[str, uuid.UUID]]) -> dict[st
                 continue
             try:
                 stored = budget.run(functools.partial(text_job_record, job=job, result=result))
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as exc:  # rolled back alone; the reaper sends it again
                 counts["failed"] += 1
                 logger.warning(

@@ -197,6 +197,25 @@ def test_a_text_the_scorer_cannot_handle_fails_alone(
     assert "poison" not in caplog.text and "awful" not in caplog.text
 
 
+def test_a_batch_out_of_time_stops_at_once(
+    world: Any, scorer: SpyScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    entries = [write(world, f"awful {n}") for n in range(3)]
+    calls: list[int] = []
+
+    def out_of_time(texts: list[str]) -> list[FakeScore]:
+        calls.append(len(texts))
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(scorer, "score", out_of_time)
+    with pytest.raises(SoftTimeLimitExceeded):
+        scoring.text_analyses_run_batch(jobs=diary_jobs(entries))
+    assert calls == [3]  # not scored again text by text
+    assert not TextAnalysis.objects.exists()
+
+
 def test_a_passing_database_error_is_retried_within_the_batch(
     world: Any, scorer: SpyScorer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -442,6 +461,9 @@ def test_a_flush_splits_what_waits_into_batches_and_an_idle_flush_stops_the_time
 def test_messages_are_acked_or_rejected_never_left_waiting(
     pool: FakePool, report: Any, expected: str
 ) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
     task = tasks.text_scoring_batch
     requests = [FakeRequest(task, ["diary", str(uuid.uuid4())]) for _ in range(2)]
     task.flush(requests)
@@ -450,6 +472,10 @@ def test_messages_are_acked_or_rejected_never_left_waiting(
     assert [r.outcome for r in requests] == [None, None]  # acks_late: nothing before the end
     report(options)
     assert [r.outcome for r in requests] == [expected, expected]
+    # a rejected batch's jobs are remembered: next time each runs alone
+    as_batch = [batching.BatchRequest.from_request(r) for r in requests]
+    groups = [len(g) for g in batching.batches_isolating_lost(as_batch)]
+    assert groups == ([2] if expected == "ack" else [1, 1])
 
 
 def test_a_batch_that_raises_reports_failure_without_patient_text(
@@ -586,3 +612,43 @@ def test_a_real_worker_gathers_entries_into_batches(
         stop(worker)
     assert "text scoring batch: jobs=" in output()
     assert "awful" not in output() and "CRASH-NOW" not in output()
+
+
+# --- jobs of a lost batch run alone next time ---------------------------------------------------
+def _request(*args: Any) -> batching.BatchRequest:
+    return batching.BatchRequest(
+        id=str(uuid.uuid4()),
+        name="screening.tasks.text_scoring_batch",
+        args=list(args),
+        kwargs={},
+        delivery_info={},
+        hostname="h",
+    )
+
+
+def test_jobs_of_a_lost_batch_are_isolated_next_time() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    lost = [_request("diary", str(uuid.uuid4())) for _ in range(3)]
+    fresh = [_request("diary", str(uuid.uuid4())) for _ in range(2)]
+    assert batching.batches_isolating_lost(lost + fresh) == [lost + fresh]  # nothing lost yet
+    batching.lost_mark("screening.tasks.text_scoring_batch", lost)
+    groups = batching.batches_isolating_lost(fresh[:1] + lost + fresh[1:])
+    assert groups[0] == fresh  # the others first, together
+    assert sorted(g[0].id for g in groups[1:]) == sorted(r.id for r in lost)
+    assert all(len(g) == 1 for g in groups[1:])  # then each lost one alone
+
+
+def test_the_batch_task_runs_a_lost_job_in_its_own_scorer_call(
+    world: Any, scorer: SpyScorer
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    entries = [write(world, f"entry {n}") for n in range(4)]
+    requests = [_request("diary", str(e.pk)) for e in entries]
+    batching.lost_mark("screening.tasks.text_scoring_batch", requests[:1])
+    counts = tasks.text_scoring_batch.run(requests)
+    assert counts["jobs"] == 4 and counts["scored"] == 4
+    assert scorer.sizes == [3, 1]  # the three others together, then the marked one alone

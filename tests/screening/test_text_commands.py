@@ -108,3 +108,23 @@ def test_score_each_isolates_a_text_the_scorer_cannot_handle() -> None:
     assert score_each(Picky(), ["a", "b"]) == ["A", "B"] and Picky.calls == 1
     out = score_each(Picky(), ["a", "bad", "c"])
     assert out[0] == "A" and out[2] == "C" and isinstance(out[1], RuntimeError)
+
+
+def test_score_each_lets_the_time_limit_through() -> None:
+    """Out of time is not one text's failure: scoring each text again would only hit the hard
+    limit."""
+    from screening.ml.text.scorer import score_each
+
+    class OutOfTime(Exception):
+        pass
+
+    class Slow:
+        calls = 0
+
+        def score(self, texts: list[str]) -> list[str]:
+            Slow.calls += 1
+            raise OutOfTime()
+
+    with pytest.raises(OutOfTime):
+        score_each(Slow(), ["a", "b", "c"], reraise=(OutOfTime,))
+    assert Slow.calls == 1

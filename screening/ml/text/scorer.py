@@ -291,17 +291,26 @@ class TextScorer:
         return default
 
 
-def score_each(scorer: Any, texts: Sequence[str]) -> list[Any]:
+def score_each(
+    scorer: Any, texts: Sequence[str], *, reraise: tuple[type[BaseException], ...] = ()
+) -> list[Any]:
     """``scorer.score(texts)`` in one call; if that call fails, each text alone, so that one text
     the scorer cannot handle fails only itself: its place holds the exception (callers log the
-    exception's class, never its message, which may quote the text)."""
+    exception's class, never its message, which may quote the text). Exceptions of the
+    ``reraise`` classes are not a text's failure and propagate at once (a worker passes its
+    soft time limit: out of time, scoring every text again alone would only run into the hard
+    limit)."""
     try:
         return list(scorer.score(texts))
+    except reraise:
+        raise
     except Exception:
         out: list[Any] = []
         for text in texts:
             try:
                 out.append(scorer.score([text])[0])
+            except reraise:
+                raise
             except Exception as exc:
                 out.append(exc)
         return out
