@@ -65,20 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    from bench.batch_bench import _environment  # the benches' private SQLite and keyring
+
     var = Path(tempfile.mkdtemp(prefix="vigil-voice-bench-"))
+    os.environ.update(_environment(var, "cpu", None))
     for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
         os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "VIGIL_ENV": "local",
-            "VIGIL_VAR_DIR": str(var),
-            "VIGIL_SQLITE_PATH": str(var / "bench.sqlite3"),
-            "VIGIL_KEYRING_FILE": str(var / "keys.json"),
-            "VIGIL_MEDIA_ROOT": str(var / "media"),
-            "VIGIL_WORK_DIR": str(var / "work"),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        }
-    )
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -167,15 +167,22 @@ def outcome_from_result(result: Any, *, voice: bool, face: bool) -> MediaOutcome
         face=face_data,
         quality_flags=sorted(set(flags)),
         abstentions=abstentions,
-        distress=None if distress.score is None else float(distress.score),
-        distress_confidence=float(distress.confidence),
         transcript=transcript,
         models_info=models,
         timings_ms={k: round(float(v), 1) for k, v in result.timings_ms.items()},
         model_version=f"{distress.version}"[:64],
-        distress_components={k: float(v) for k, v in distress.components.items()},
         pending_audio=result.pending_audio if voice else None,
+        **_distress_fields(distress),
     )
+
+
+def _distress_fields(distress: Any) -> dict[str, Any]:
+    """A pipeline ``Distress`` as MediaOutcome's plain fields."""
+    return {
+        "distress": None if distress.score is None else float(distress.score),
+        "distress_confidence": float(distress.confidence),
+        "distress_components": {k: float(v) for k, v in distress.components.items()},
+    }
 
 
 def outcome_complete_voice(
@@ -249,11 +256,9 @@ def outcome_complete_voice(
         face=face_data,
         quality_flags=sorted(set(flags)),
         abstentions=abstentions,
-        distress=None if distress.score is None else float(distress.score),
-        distress_confidence=float(distress.confidence),
         transcript=transcript,
         models_info=models,
         timings_ms=timings,
         model_version=outcome.model_version,
-        distress_components={k: float(v) for k, v in distress.components.items()},
+        **_distress_fields(distress),
     )

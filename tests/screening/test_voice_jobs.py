@@ -32,6 +32,7 @@ from screening.services.media_analysis import MediaOutcome
 from screening.services.videos import media_jobs_reap, video_process, video_voice_batch_run
 from tests.media import MediaSet, shared_media
 from tests.screening.ml.media import media_gen
+from tests.screening.test_video_processing import make_video
 
 
 @pytest.fixture(scope="session")
@@ -133,16 +134,10 @@ def batch_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
-def make_video(world: Any, source: Path, patient: Any = None) -> VideoSubmission:
-    patient = patient or world.patient_a
-    video, created = video_services.video_submission_create(
-        actor=Actor(user_id=patient.user_id, role="patient"),
-        patient=patient,
-        idempotency_key=uuid.uuid4(),
-        upload_path=source,
-        client_timestamp=timezone.now(),
-    )
-    assert created
+def deferred(world: Any, media: MediaSet) -> VideoSubmission:
+    """A video whose media job ran and handed its voice to the gpu queue."""
+    video = make_video(world, media.good_mp4)
+    video_process(video_id=video.pk)
     return video
 
 
@@ -169,8 +164,7 @@ def state(video: VideoSubmission) -> tuple[str, str, int, str]:
 def test_media_worker_stores_the_voice_encrypted_and_sends_ids_only(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict, settings: Any
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     assert state(video) == ("processing", "analysing", 90, "")
     assert not MediaAnalysis.objects.filter(video=video).exists()  # nothing recorded half-way
     assert sent["voice"] == [{"args": ["video", str(video.pk)], "queue": "gpu"}]
@@ -208,8 +202,7 @@ def test_a_rerun_computes_the_prosody_itself(
 ) -> None:
     """The gpu queue never served the first attempt (lost message, no gpu worker): once the job is
     stuck, the reaper's rerun finishes it on the media worker."""
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     assert state(video)[:3] == ("processing", "analysing", 90)
     VideoSubmission.objects.filter(pk=video.pk).update(
         processing_started_at=timezone.now() - timezone.timedelta(hours=2)
@@ -235,8 +228,7 @@ def test_a_voice_job_that_cannot_be_stored_is_computed_in_line(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(voice_jobs, "voice_job_store", full)
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     assert state(video) == ("done", "complete", 100, "")
     analysis = MediaAnalysis.objects.get(video=video)
     assert analysis.prosody is not None and analysis.prosody["f0_median_hz"] == pytest.approx(
@@ -359,8 +351,7 @@ def test_distress_is_completed_with_the_voice(
 ) -> None:
     from screening.ml.media.pipeline import distress_estimate
 
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     video_voice_batch_run(video_ids=[video.pk])
     analysis = MediaAnalysis.objects.get(video=video)
     voice_only = distress_estimate(face=None, voice=analysis.prosody)  # the in-line function
@@ -373,8 +364,7 @@ def test_distress_is_completed_with_the_voice(
 def test_running_a_batch_twice_is_harmless(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     video_voice_batch_run(video_ids=[video.pk, video.pk])  # a duplicate message in the batch
     first = MediaAnalysis.objects.get(video=video)
     again = video_voice_batch_run(video_ids=[video.pk])  # a redelivered message
@@ -398,8 +388,7 @@ def test_unknown_and_undeferred_videos_are_skipped(
 def test_a_leftover_of_an_earlier_attempt_is_not_used(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict, settings: Any
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     VideoSubmission.objects.filter(pk=video.pk).update(attempts=2)  # taken over meanwhile
     counts = video_voice_batch_run(video_ids=[video.pk])
     assert counts["skipped"] == 1 and state(video)[0] == "processing"
@@ -485,8 +474,7 @@ def test_withdrawing_voice_deletes_the_voice_job_and_reruns_without_the_voice(
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     path = job_file(settings, video)
     assert path.exists()
     with django_capture_on_commit_callbacks(execute=True):
@@ -514,8 +502,7 @@ def test_voice_withdrawn_while_the_batch_computes_is_not_recorded(
 ) -> None:
     """The withdrawal lands during the prosody call: the canceller requeues the video and the
     rerun (attempt 2) claims it before the batch records; the batch records nothing."""
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     real = prosody_module.prosody_batch
 
     def withdraw_meanwhile(clips: list[np.ndarray], sr: int, **kwargs: Any) -> Any:
@@ -542,8 +529,7 @@ def test_voice_withdrawn_just_before_recording_drops_the_voice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Consent read when the batch began said yes; the read before recording says no."""
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     answers = iter([True])  # the batch's first read (which clips to compute)
 
     def voice_then_not(*, patient: Any, scope: str) -> bool:
@@ -566,8 +552,7 @@ def test_text_withdrawn_while_waiting_drops_the_transcript(
     sent: dict,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     withdraw(world.patient_a, ConsentScope.TEXT_ANALYSIS)
     with django_capture_on_commit_callbacks(execute=True):
         video_voice_batch_run(video_ids=[video.pk])
@@ -580,8 +565,7 @@ def test_only_a_first_attempt_is_finished_by_the_batch(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict, settings: Any
 ) -> None:
     """A leftover voice job, even a damaged one, never fails or touches a newer attempt."""
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     path = job_file(settings, video)
     path.write_bytes(path.read_bytes()[:-30])  # damaged as well
     VideoSubmission.objects.filter(pk=video.pk).update(attempts=2)  # a rerun is running
@@ -608,8 +592,7 @@ def test_a_face_that_could_not_be_read_fails_the_job_without_the_voice(
         return outcome
 
     monkeypatch.setattr(media_analysis, "media_analyse", no_picture)
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     monkeypatch.setattr(
         video_services,
         "consent_has",
@@ -627,8 +610,7 @@ def test_consent_is_read_again_when_the_batch_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A withdrawal racing the batch (after the job was taken): the parts withdrawn are dropped."""
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     allowed = {ConsentScope.VOICE_ANALYSIS: False, ConsentScope.FACE_ANALYSIS: True}
     monkeypatch.setattr(
         video_services,
@@ -664,8 +646,7 @@ def test_withdrawing_everything_fails_the_waiting_job(
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     with django_capture_on_commit_callbacks(execute=True):
         for scope in (
             ConsentScope.VOICE_ANALYSIS,
@@ -682,8 +663,7 @@ def test_withdrawing_everything_fails_the_waiting_job(
 def test_a_job_failed_by_the_reaper_loses_its_voice_job(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict, settings: Any
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     VideoSubmission.objects.filter(pk=video.pk).update(
         attempts=settings.VIGIL_MEDIA_JOB_MAX_ATTEMPTS,
         processing_started_at=timezone.now() - timezone.timedelta(hours=2),
@@ -700,8 +680,7 @@ def test_erasure_removes_waiting_voice_jobs(
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     path = job_file(settings, video)
     assert path.exists()
     with django_capture_on_commit_callbacks(execute=True):
@@ -714,8 +693,7 @@ def test_key_rotation_re_encrypts_a_waiting_voice_job(
 ) -> None:
     from privacy.rotation import patient_data_key_rotate
 
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     before = job_file(settings, video).read_bytes()
     patient_data_key_rotate(actor=Actor.system(), patient=world.patient_a)
     assert job_file(settings, video).read_bytes()[8:24] != before[8:24]  # a new data key id
@@ -734,8 +712,7 @@ def test_the_batch_task_is_routed_to_the_gpu_queue_and_batched() -> None:
 def test_the_task_takes_ids_and_drops_malformed_messages(
     world: Any, media: MediaSet, pipeline: DeferringPipeline, sent: dict
 ) -> None:
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
 
     def request(*args: Any) -> BatchRequest:
         return BatchRequest(
@@ -771,8 +748,7 @@ def test_a_passing_database_error_is_retried_within_the_batch(
     from screening.services import scoring
 
     monkeypatch.setattr(scoring, "DB_RETRY_DELAYS", (0.0, 0.0, 0.0))
-    video = make_video(world, media.good_mp4)
-    video_process(video_id=video.pk)
+    video = deferred(world, media)
     real = video_services._record
     failures = [OperationalError("database is locked")]
 
