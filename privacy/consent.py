@@ -200,6 +200,12 @@ def consent_change(
                 fields={"document_version": ["No such consent document for this scope."]}
             )
     with transaction.atomic():
+        # The patient's row lock orders this change with the services that store derived data
+        # (they take it first too and re-read consent under it): a withdrawal cannot slip
+        # between their consent check and their write.
+        type(patient)._base_manager.select_for_update().filter(pk=patient.pk).values_list(
+            "pk"
+        ).first()
         record = ConsentRecord.objects.create(
             patient=patient,
             scope=scope,

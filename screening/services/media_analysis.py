@@ -9,7 +9,7 @@ sees a part it may not compute.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,55 @@ def _distress_fields(distress: Any) -> dict[str, Any]:
         "distress_confidence": float(distress.confidence),
         "distress_components": {k: float(v) for k, v in distress.components.items()},
     }
+
+
+def outcome_restrict(outcome: MediaOutcome, *, voice: bool, face: bool) -> MediaOutcome:
+    """The outcome without the parts whose consent is no longer held (``voice``, ``face``: the
+    consents read under the patient's lock just before storing). Dropping the voice drops its
+    prosody and the transcript (speech turned into text); the distress is recombined from the
+    parts that stay, as :func:`outcome_complete_voice` does. Nothing to drop: the same object.
+    """
+    from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
+
+    drop_voice = not voice and (outcome.prosody is not None or outcome.transcript is not None)
+    drop_face = not face and outcome.face is not None
+    if not (drop_voice or drop_face):
+        return outcome
+    empty = DistressPart(components={}, confidence=0.0)
+    voice_part = distress_voice_part(outcome.prosody)
+    face_components = {
+        k: v for k, v in outcome.distress_components.items() if k.startswith("face_")
+    }
+    face_part = DistressPart(
+        components=face_components,
+        # the confidences of the two parts add up (each is at most 0.5, so never clipped)
+        confidence=max(0.0, outcome.distress_confidence - voice_part.confidence)
+        if face_components
+        else 0.0,
+    )
+    abstentions = dict(outcome.abstentions)
+    flags = list(outcome.quality_flags)
+    prosody, transcript, face_data = outcome.prosody, outcome.transcript, outcome.face
+    if drop_voice:
+        prosody = transcript = None
+        voice_part = empty
+        abstentions["voice"] = abstentions["transcript"] = "not_consented"
+        flags = [f for f in flags if not f.startswith(("voice:", "transcript:"))]
+    if drop_face:
+        face_data = None
+        face_part = empty
+        abstentions["face"] = "not_consented"
+        flags = [f for f in flags if not f.startswith("face:")]
+    return replace(
+        outcome,
+        prosody=prosody,
+        face=face_data,
+        transcript=transcript,
+        abstentions=abstentions,
+        quality_flags=sorted(set(flags)),
+        pending_audio=None,
+        **_distress_fields(distress_combine(face_part, voice_part)),
+    )
 
 
 def outcome_complete_voice(

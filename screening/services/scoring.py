@@ -402,17 +402,25 @@ def _text_job_still_wanted(job: TextJob) -> bool:
 
 
 def text_job_record(*, job: TextJob, result: Any) -> TextAnalysis | None:
-    """Store a scored text (one transaction) unless it is no longer wanted."""
-    if not _text_job_still_wanted(job):
-        return None
-    return text_analysis_record(
-        patient=job.patient,
-        source=job.source,
-        source_obj=job.source_obj,
-        local_date=job.local_date,
-        text=job.text,
-        result=result,
-    )
+    """Store a scored text (one transaction) unless it is no longer wanted.
+
+    The check runs under the patient's row lock, which erasure and consent changes take first
+    too: a withdrawal (with its deletion of derived data) or an erasure that commits while the
+    text was being scored is seen here, and one that starts now waits for this store to commit
+    and then deletes what it stored. Either way no analysis outlives them.
+    """
+    with transaction.atomic():
+        Patient.objects.select_for_update().filter(pk=job.patient.pk).values_list("pk").first()
+        if not _text_job_still_wanted(job):
+            return None
+        return text_analysis_record(
+            patient=job.patient,
+            source=job.source,
+            source_obj=job.source_obj,
+            local_date=job.local_date,
+            text=job.text,
+            result=result,
+        )
 
 
 def _text_job_run(*, source: str, ref: uuid.UUID) -> TextAnalysis | None:

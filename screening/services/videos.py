@@ -21,6 +21,7 @@ from config.errors import DecryptionFailed, KeyNotFound, MediaRejected, PayloadT
 from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
 from privacy.consent import (
+    consent_granted_scopes,
     consent_has,
     consent_require_any,
     derived_deleter_register,
@@ -280,6 +281,10 @@ def _voice_job_forget(video: VideoSubmission) -> None:
 
 def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None) -> bool:
     with transaction.atomic():
+        # The patient's row first, as erasure and consent changes lock it (same order, no
+        # deadlock): one that committed while the video was analysed is seen below, one that
+        # starts now waits for this transaction and then deletes or stops what it stored.
+        Patient.objects.select_for_update().filter(pk=video.patient_id).values_list("pk").first()
         rows = VideoSubmission.objects.select_for_update().select_related("patient")
         rows = rows.filter(pk=video.pk, status=VideoStatus.PROCESSING)
         if attempt is not None:
@@ -287,6 +292,15 @@ def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: in
         current = rows.first()
         if current is None:
             return False
+        granted = consent_granted_scopes(patient=current.patient)
+        if not granted & set(ANALYSIS_SCOPES):
+            _fail(current, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE, attempt=attempt)
+            return False
+        outcome = media_analysis.outcome_restrict(
+            outcome,
+            voice=ConsentScope.VOICE_ANALYSIS in granted,
+            face=ConsentScope.FACE_ANALYSIS in granted,
+        )
         if not outcome.empty:
             media_analysis_record(
                 video=current,

@@ -4,11 +4,13 @@ scorer is a small fake here, the real one runs in test_scoring_integration.py)."
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from privacy.audit import Actor
@@ -345,3 +347,59 @@ def test_erasure_removes_scores(
     assert (
         scoring.daily_mood_run(patient_id=world.patient_a.pk, local_date=entry.local_date) is None
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_in_flight_is_waited_for_and_wins(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A withdrawal with deletion that is still running when a scored text is stored: the store
+    waits for it (the patient's row lock) and then sees the withdrawal, instead of storing an
+    analysis the withdrawal's deletion could no longer see."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks (SQLite serialises writers instead)")
+    monkeypatch.setattr(tasks.text_scoring_batch, "apply_async", lambda **kw: None)
+    entry = write(world, "An awful day.")
+    job = scoring.text_job_prepare(source="diary", ref=entry.pk)
+    assert job is not None
+    result = FakeScorer().score([job.text])[0]
+    holding, release = threading.Event(), threading.Event()
+    stored: list[Any] = []
+
+    def withdrawal() -> None:
+        try:
+            with transaction.atomic():  # consent_change's own block commits with this one
+                consent_change(
+                    actor=patient_actor(world.patient_a),
+                    patient=world.patient_a,
+                    scope=ConsentScope.TEXT_ANALYSIS,
+                    granted=False,
+                    delete_derived=True,
+                )
+                holding.set()
+                release.wait(20)
+        finally:
+            connections.close_all()
+
+    def store() -> None:
+        try:
+            stored.append(scoring.text_job_record(job=job, result=result))
+        except Exception as exc:  # surfaced by the assertion below
+            stored.append(exc)
+        finally:
+            connections.close_all()
+
+    withdrawing = threading.Thread(target=withdrawal)
+    withdrawing.start()
+    try:
+        assert holding.wait(20)
+        storing = threading.Thread(target=store)
+        storing.start()
+        storing.join(0.5)
+        assert storing.is_alive()  # waiting for the withdrawal's transaction
+    finally:
+        release.set()
+        withdrawing.join(20)
+    storing.join(20)
+    assert stored == [None]
+    assert not TextAnalysis.objects.filter(patient=world.patient_a).exists()

@@ -474,3 +474,98 @@ def test_reap_task_wrapper(video: VideoSubmission, sent: list[dict[str, Any]]) -
     result = tasks.media_jobs_reap.apply()
     assert result.successful(), result.traceback
     assert result.get() == {"requeued": 1, "failed": 0}
+
+
+# --- consent read again under the patient's lock, just before storing ---------------------------
+VOICE = {"f0_sd_st": 1.5, "speech_rate": 3.0, "pause_ratio": 0.3, "pause_mean_s": 0.8}
+VOICE_FULL = {**VOICE, "speech_s": 12.0, "voiced_fraction": 0.4, "abstain": False}
+FACE_FULL = {"smile": 0.2, "frown": 0.1, "face_presence": 0.9, "abstain": False}
+FACE_COMPONENTS = {"face_low_smile": 0.6, "face_frown": 1 / 3}
+
+
+def full_outcome() -> Any:
+    """What a video with voice, face and transcript consent gives (stand-in values)."""
+    from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
+    from screening.services.media_analysis import MediaOutcome, _distress_fields
+
+    distress = distress_combine(
+        DistressPart(components=dict(FACE_COMPONENTS), confidence=0.5),
+        distress_voice_part(VOICE_FULL),
+    )
+    return MediaOutcome(
+        prosody=dict(VOICE_FULL),
+        face=dict(FACE_FULL),
+        transcript="I slept badly again.",
+        quality_flags=["face:dim", "transcript:short", "voice:noisy"],
+        models_info=[{"name": "fake", "version": "1", "sha256": "0" * 64}],
+        model_version="fake-1",
+        **_distress_fields(distress),
+    )
+
+
+def test_restricting_drops_the_withdrawn_parts_and_recombines_the_distress() -> None:
+    from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
+    from screening.services.media_analysis import outcome_restrict
+
+    full = full_outcome()
+    assert outcome_restrict(full, voice=True, face=True) is full
+    no_voice = outcome_restrict(full, voice=False, face=True)
+    face_only = distress_combine(DistressPart(components=dict(FACE_COMPONENTS), confidence=0.5))
+    assert (no_voice.prosody, no_voice.transcript) == (None, None)
+    assert no_voice.face == full.face
+    assert no_voice.distress == pytest.approx(face_only.score)
+    assert no_voice.distress_confidence == pytest.approx(face_only.confidence)
+    assert set(no_voice.distress_components) == set(FACE_COMPONENTS)
+    assert no_voice.abstentions == {"voice": "not_consented", "transcript": "not_consented"}
+    assert no_voice.quality_flags == ["face:dim"]
+    no_face = outcome_restrict(full, voice=True, face=False)
+    voice_only = distress_combine(distress_voice_part(VOICE_FULL))
+    assert no_face.face is None and no_face.prosody == full.prosody
+    assert no_face.transcript == full.transcript
+    assert no_face.distress == pytest.approx(voice_only.score)
+    assert no_face.distress_confidence == pytest.approx(voice_only.confidence)
+    assert no_face.quality_flags == ["transcript:short", "voice:noisy"]
+    neither = outcome_restrict(full, voice=False, face=False)
+    assert neither.empty and neither.distress is None and neither.distress_confidence == 0.0
+
+
+def test_voice_withdrawn_while_the_video_is_analysed_is_not_stored(
+    video: VideoSubmission, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The withdrawal commits after the worker's last consent read: the read under the lock,
+    just before storing, still drops the voice (face consent stays, so the job completes)."""
+    from screening.models import MediaAnalysis
+    from screening.services import media_analysis
+
+    def analyse_then_withdraw(**kwargs: Any) -> Any:
+        withdraw(world.patient_a, ConsentScope.VOICE_ANALYSIS)
+        return full_outcome()
+
+    monkeypatch.setattr(media_analysis, "media_analyse", analyse_then_withdraw)
+    monkeypatch.setattr(video_services, "_analysis_allowed", lambda patient: True)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert video.status == "done"
+    analysis = MediaAnalysis.objects.get(video=video)
+    assert analysis.prosody is None and analysis.transcript is None
+    assert analysis.face == FACE_FULL
+    assert analysis.abstentions["voice"] == "not_consented"
+    assert set(analysis.baseline) == {"face"}
+
+
+def test_every_analysis_withdrawn_while_the_video_is_analysed_fails_the_job(
+    video: VideoSubmission, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from screening.models import MediaAnalysis
+    from screening.services import media_analysis
+
+    def analyse_then_withdraw(**kwargs: Any) -> Any:
+        withdraw(world.patient_a, *ALL_ANALYSIS)
+        return full_outcome()
+
+    monkeypatch.setattr(media_analysis, "media_analyse", analyse_then_withdraw)
+    monkeypatch.setattr(video_services, "_analysis_allowed", lambda patient: True)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "consent_withdrawn")
+    assert not MediaAnalysis.objects.filter(video=video).exists()
