@@ -121,11 +121,24 @@ QUEUE_MODELS: dict[str, tuple[str, ...]] = {
 _consumed: frozenset[str] | None = None
 
 
+def queue_models() -> dict[str, tuple[str, ...]]:
+    """``QUEUE_MODELS`` with today's settings: with ``VIGIL_PROSODY_QUEUE=gpu`` the gpu worker
+    computes the voice jobs' prosody too (the media worker keeps it: its reruns compute the
+    prosody themselves)."""
+    from screening.services.media_analysis import prosody_queue
+
+    models = dict(QUEUE_MODELS)
+    if prosody_queue() == "gpu":
+        models["gpu"] = (*models["gpu"], "prosody")
+    return models
+
+
 def warmers_for(queues: frozenset[str] | None) -> tuple[tuple[str, Callable[[], None]], ...]:
     """The warmers a worker consuming ``queues`` needs (all of them when ``queues`` is None)."""
     if queues is None:
         return WARMERS
-    wanted = {name for queue in queues for name in QUEUE_MODELS.get(queue, ())}
+    needs = queue_models()
+    wanted = {name for queue in queues for name in needs.get(queue, ())}
     return tuple((name, warm) for name, warm in WARMERS if name in wanted)
 
 

@@ -14,7 +14,6 @@ import datetime as dt
 import functools
 import logging
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -87,21 +86,15 @@ def baseline_config() -> bl.BaselineConfig:
     )
 
 
-#: One loader at a time: the worker's warm-up thread and the first job both call text_scorer();
-#: loading it twice at once imports transformers from two threads, which fails with ImportError
-#: in one of them (seen on a fresh gpu worker: its first batch failed).
-_scorer_lock = threading.Lock()
-
-
 def text_scorer() -> Any:
-    """The process's text scorer (loaded once per process by the scorer's own cached loader)."""
+    """The process's text scorer (loaded once per process, one thread at a time, by the
+    scorer's own cache: the warm-up thread and the first job may both ask)."""
     from screening.ml.text.scorer import get_text_scorer
 
-    with _scorer_lock:
-        return get_text_scorer(
-            device=str(_setting("VIGIL_TEXT_DEVICE", "auto")),
-            quantized=bool(_setting("VIGIL_TEXT_QUANTIZED", False)),
-        )
+    return get_text_scorer(
+        device=str(_setting("VIGIL_TEXT_DEVICE", "auto")),
+        quantized=bool(_setting("VIGIL_TEXT_QUANTIZED", False)),
+    )
 
 
 # --- enqueueing (after commit, ids only) ---------------------------------------------------------

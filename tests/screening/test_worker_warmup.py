@@ -141,7 +141,7 @@ def test_the_setting_off_does_nothing(models: dict[str, Counted], settings: Any)
     assert worker.warm_up_in_background() is None
     worker_process_init.send(sender=None)
     assert [len(f.calls) for f in models.values()] == [0, 0, 0, 0]
-    assert scorer.get_text_scorer.cache_info().currsize == 0
+    assert scorer.get_text_scorer.loaded() == 0
 
 
 def test_the_worker_signal_warms_in_a_background_thread(
@@ -213,3 +213,38 @@ def test_the_worker_records_its_queues_before_the_pool_starts(
     assert worker._consumed == frozenset({"gpu"})
     celeryd_after_setup.send(sender="odd@host", instance=object(), conf=None)
     assert worker._consumed is None  # unknown: every model is warmed, as before
+
+
+@pytest.mark.parametrize(("prosody_queue", "loaded"), [("media", set()), ("gpu", {"prosody"})])
+def test_the_gpu_worker_warms_the_prosody_when_it_computes_it(
+    models: dict[str, Counted], settings: Any, prosody_queue: str, loaded: set[str]
+) -> None:
+    settings.VIGIL_PROSODY_QUEUE = prosody_queue
+    assert set(worker.warm_up_models(frozenset({"gpu"}))) == {"text-scorer", *loaded}
+    assert set(worker.warm_up_models(frozenset({"media"}))) == {"prosody", "face", "whisper"}
+
+
+def test_two_threads_asking_at_once_load_the_scorer_once(
+    models: dict[str, Counted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    real = models["text"]
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.2)  # both threads are inside the loader at once without the lock
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "TextScorer", slow)
+    got: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(scorer.get_text_scorer(device="cpu")))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(real.calls) == 1 and got[0] is got[1]
+    assert scorer.get_text_scorer.loaded() == 1

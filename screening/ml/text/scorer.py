@@ -11,12 +11,12 @@ concern, never erase it). No Django here; the scorer is loaded once per process
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -316,7 +316,46 @@ def score_each(
         return out
 
 
-@functools.lru_cache(maxsize=4)
-def get_text_scorer(*, device: str = "auto", quantized: bool = False) -> TextScorer:
-    """The process-wide scorer for these settings (loaded on first use)."""
-    return TextScorer(device=device, quantized=quantized)
+class ScorerCacheInfo(NamedTuple):
+    """Like ``functools.lru_cache``'s ``cache_info()``."""
+
+    hits: int
+    misses: int
+    currsize: int
+
+
+class _ScorerCache:
+    """The process-wide scorers, one per (device, quantized), loaded on first use by one thread
+    at a time: a worker's warm-up thread and its first job both ask for it, and two threads
+    importing transformers at once fail with ImportError in one of them (seen on a fresh gpu
+    worker)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, bool], TextScorer] = {}
+        self._hits = self._misses = 0
+
+    def __call__(self, *, device: str = "auto", quantized: bool = False) -> TextScorer:
+        key = (device, bool(quantized))
+        with self._lock:
+            if key in self._loaded:
+                self._hits += 1
+            else:
+                self._misses += 1
+                self._loaded[key] = TextScorer(device=device, quantized=quantized)
+            return self._loaded[key]
+
+    def loaded(self) -> int:
+        return len(self._loaded)
+
+    def cache_info(self) -> ScorerCacheInfo:
+        return ScorerCacheInfo(self._hits, self._misses, len(self._loaded))
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+            self._hits = self._misses = 0
+
+
+#: ``get_text_scorer(device=..., quantized=...)``: the process-wide scorer for these settings.
+get_text_scorer = _ScorerCache()
