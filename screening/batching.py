@@ -116,13 +116,47 @@ def _lost_key(name: str, args: Sequence[Any]) -> str:
     return f"gpu-batch-lost:{digest[:40]}"
 
 
-def lost_mark(name: str, requests: Sequence[BatchRequest]) -> None:
+#: What a task wants done with the jobs of its lost batch that were lost for the first time
+#: (their arguments), e.g. the text scoring's: let the reaper send them again on its next tick
+#: instead of after its cooldown. Called in the worker's main process; must be quick.
+LostHandler = Callable[[list[list[Any]]], None]
+_lost_handlers: dict[str, LostHandler] = {}
+
+
+def lost_handler_register(name: str) -> Callable[[LostHandler], LostHandler]:
+    def register(handler: LostHandler) -> LostHandler:
+        _lost_handlers[name] = handler
+        return handler
+
+    return register
+
+
+def lost_mark(name: str, requests: Sequence[BatchRequest]) -> list[BatchRequest]:
     """Remember the jobs of a batch that failed or lost its process (shared cache; an outage only
-    means they are batched together again)."""
+    means they are batched together again). Returns those not remembered before: lost for the
+    first time (on a cache outage, none)."""
+    keys = {_lost_key(name, r.args): r for r in requests}
     try:
-        cache.set_many({_lost_key(name, r.args): 1 for r in requests}, timeout=LOST_MARK_SECONDS)
+        before = cache.get_many(list(keys))
+        cache.set_many(dict.fromkeys(keys, 1), timeout=LOST_MARK_SECONDS)
     except Exception:
         logger.warning("could not remember the jobs of a lost batch of %s", name)
+        return []
+    return [r for key, r in keys.items() if key not in before]
+
+
+def lost_handle(name: str, requests: Sequence[BatchRequest]) -> None:
+    """Mark the jobs of a lost batch (:func:`lost_mark`) and give those lost for the first time
+    to the task's handler. A job lost again waits for the reaper's cooldown: a text that kills
+    its process is not sent again every minute."""
+    first = lost_mark(name, requests)
+    handler = _lost_handlers.get(name)
+    if handler is None or not first:
+        return
+    try:
+        handler([list(r.args) for r in first])
+    except Exception as exc:  # the reaper's cooldown still sends them later
+        logger.warning("lost-batch handler of %s failed: %s", name, type(exc).__name__)
 
 
 def batches_isolating_lost(requests: Sequence[BatchRequest]) -> list[list[BatchRequest]]:
@@ -297,7 +331,7 @@ class GpuBatches(Task):
                 len(requests),
                 why,
             )
-            lost_mark(name, batch)
+            lost_handle(name, batch)
             for request in acks_late:
                 request.reject(requeue=False)
 

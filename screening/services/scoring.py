@@ -39,6 +39,7 @@ from privacy.consent import consent_has, derived_deleter_register
 from privacy.erasure import erasure_hook_register
 from risk.intake import signal_received
 from risk.rules.engine import BaselineDrop, CrisisLanguage, DailyMood, ModelAssessment
+from screening.batching import lost_handler_register
 from screening.choices import VideoStatus
 from screening.ml.fusion import baseline as bl
 from screening.ml.fusion import fusion as fu
@@ -117,6 +118,17 @@ def _sent_recently(kind: str, ref: str) -> bool:
         return cache.get(_sent_key(kind, ref)) is not None
     except Exception:
         return False
+
+
+@lost_handler_register("screening.tasks.text_scoring_batch")
+def text_jobs_lost(jobs: list[list[Any]]) -> None:
+    """Jobs of a text batch that lost its process for the first time: forget that they were
+    sent, so the reaper sends what is still unscored on its next tick (about a minute) instead
+    of after its cooldown (``VIGIL_SCORING_REAP_COOLDOWN_SECONDS``). They then run apart from
+    their batch-mates (``batching.batches_isolating_lost``)."""
+    kinds = {TextSource.DIARY.value: "text", TextSource.TRANSCRIPT.value: "transcript"}
+    keys = [_sent_key(kinds[str(job[0])], str(job[1])) for job in jobs if str(job[0]) in kinds]
+    cache.delete_many(keys)
 
 
 def _text_scoring_send(*, source: str, ref: uuid.UUID) -> None:

@@ -299,20 +299,26 @@ def test_the_scorer_is_loaded_by_one_thread_at_a_time(monkeypatch: pytest.Monkey
 
     inside, most = [0], [0]
 
-    def slow_loader(**kwargs: Any) -> str:
+    def slow_loader(**kwargs: Any) -> object:
         inside[0] += 1
         most[0] = max(most[0], inside[0])
         time.sleep(0.05)
         inside[0] -= 1
-        return "scorer"
+        return object()
 
-    monkeypatch.setattr(scorer_module, "get_text_scorer", slow_loader)
-    threads = [threading.Thread(target=scoring.text_scorer) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert most[0] == 1
+    monkeypatch.setattr(scorer_module, "TextScorer", slow_loader)
+    scorer_module.get_text_scorer.cache_clear()
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(scoring.text_scorer())) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert most[0] == 1
+        assert len(got) == 4 and all(g is got[0] for g in got)  # loaded once, then shared
+    finally:
+        scorer_module.get_text_scorer.cache_clear()
 
 
 # --- the task and the enqueue functions ----------------------------------------------------------
@@ -652,3 +658,36 @@ def test_the_batch_task_runs_a_lost_job_in_its_own_scorer_call(
     counts = tasks.text_scoring_batch.run(requests)
     assert counts["jobs"] == 4 and counts["scored"] == 4
     assert scorer.sizes == [3, 1]  # the three others together, then the marked one alone
+
+
+def test_only_jobs_lost_for_the_first_time_go_to_the_task_s_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    seen: list[list[list[Any]]] = []
+    monkeypatch.setitem(batching._lost_handlers, "screening.tasks.text_scoring_batch", seen.append)
+    first = [_request("diary", str(uuid.uuid4())) for _ in range(2)]
+    batching.lost_handle("screening.tasks.text_scoring_batch", first)
+    again = [*first[:1], _request("diary", str(uuid.uuid4()))]
+    batching.lost_handle("screening.tasks.text_scoring_batch", again)
+    batching.lost_handle("screening.tasks.text_scoring_batch", first)  # nothing new: no call
+    assert seen == [[list(r.args) for r in first], [list(again[1].args)]]
+
+
+def test_a_failing_lost_handler_or_cache_never_breaks_the_rejection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+
+    def broken(jobs: list[list[Any]]) -> None:
+        raise RuntimeError("cache down")
+
+    monkeypatch.setitem(batching._lost_handlers, "screening.tasks.text_scoring_batch", broken)
+    batching.lost_handle("screening.tasks.text_scoring_batch", [_request("diary", "x")])
+    assert "lost-batch handler of screening.tasks.text_scoring_batch failed" in caplog.text
+    monkeypatch.setattr(cache, "get_many", broken)
+    assert batching.lost_mark("screening.tasks.text_scoring_batch", [_request("diary", "y")]) == []

@@ -332,3 +332,35 @@ def test_beat_runs_the_reaper_every_minute() -> None:
     assert tasks.scoring_jobs_reap.name in app.tasks
     route = app.amqp.router.route({}, tasks.scoring_jobs_reap.name)
     assert route["queue"].name == "default"
+
+
+def test_a_lost_batch_is_sent_again_on_the_next_tick_once_then_after_the_cooldown(
+    world: Any,
+    client_a: Any,
+    scorer: FakeScorer,
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The batch holding the entry lost its process: the reaper's next tick sends it again
+    (not after the 10-minute cooldown). Lost a second time, it waits for the cooldown: a text
+    that kills its process is not sent every minute."""
+    from screening import batching
+
+    broker.run = False
+    entry_id = post_diary(client_a, django_capture_on_commit_callbacks, text="a quiet day")
+    lost = [
+        batching.BatchRequest(
+            id=str(uuid.uuid4()),
+            name="screening.tasks.text_scoring_batch",
+            args=["diary", entry_id],
+            kwargs={},
+            delivery_info={},
+            hostname="h",
+        )
+    ]
+    assert scoring.scoring_jobs_reap(now=later())["text"] == 0  # sent a moment ago
+    batching.lost_handle("screening.tasks.text_scoring_batch", lost)
+    assert scoring.scoring_jobs_reap(now=later())["text"] == 1  # the next tick, not the cooldown
+    batching.lost_handle("screening.tasks.text_scoring_batch", lost)  # lost again
+    assert scoring.scoring_jobs_reap(now=later())["text"] == 0
+    assert len(broker.sent) == 2

@@ -222,29 +222,3 @@ def test_the_gpu_worker_warms_the_prosody_when_it_computes_it(
     settings.VIGIL_PROSODY_QUEUE = prosody_queue
     assert set(worker.warm_up_models(frozenset({"gpu"}))) == {"text-scorer", *loaded}
     assert set(worker.warm_up_models(frozenset({"media"}))) == {"prosody", "face", "whisper"}
-
-
-def test_two_threads_asking_at_once_load_the_scorer_once(
-    models: dict[str, Counted], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import threading
-    import time
-
-    real = models["text"]
-
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.2)  # both threads are inside the loader at once without the lock
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(scorer, "TextScorer", slow)
-    got: list[Any] = []
-    threads = [
-        threading.Thread(target=lambda: got.append(scorer.get_text_scorer(device="cpu")))
-        for _ in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert len(real.calls) == 1 and got[0] is got[1]
-    assert scorer.get_text_scorer.loaded() == 1
