@@ -174,6 +174,20 @@ def batches_isolating_lost(requests: Sequence[BatchRequest]) -> list[list[BatchR
     return ([fresh] if fresh else []) + [[r] for r in lost]
 
 
+def _discarded(request: Any) -> bool:
+    """Whether Celery discards this message (revoked by id or header, or past its ``expires``).
+    Celery's ``Request.revoked()`` then acknowledges it and reports it revoked, as for any task.
+    A check that fails keeps the message: running a job twice is harmless, losing one is not."""
+    check = getattr(request, "revoked", None)
+    if check is None:
+        return False
+    try:
+        return bool(check())
+    except Exception as exc:
+        logger.warning("could not check message %s for revocation: %s", request.id, type(exc))
+        return False
+
+
 def _drain(queue: Queue[Any]) -> list[Any]:
     items = []
     while True:
@@ -291,6 +305,8 @@ class GpuBatches(Task):
                 utc=utc,
                 connection_errors=connection_errors,
             )
+            if _discarded(request):  # revoked or expired already: acknowledged, never run
+                return
             signals.task_received.send(sender=consumer, request=request)
             with self._lock:
                 self._buffer.put(request)
@@ -308,6 +324,9 @@ class GpuBatches(Task):
             if not requests and self._tref is not None:
                 self._tref.cancel()  # nothing waiting: no timer until the next message
                 self._tref = None
+        # revoked or expired while they waited in the buffer: Celery's own strategy checks this
+        # just before running a task; a batch must do the same for each of its messages
+        requests = [r for r in requests if not _discarded(r)]
         size = self.flush_every
         for start in range(0, len(requests), size):  # more than a batch waiting: several
             self.flush(requests[start : start + size])

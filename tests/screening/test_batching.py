@@ -691,3 +691,31 @@ def test_a_failing_lost_handler_or_cache_never_breaks_the_rejection(
     assert "lost-batch handler of screening.tasks.text_scoring_batch failed" in caplog.text
     monkeypatch.setattr(cache, "get_many", broken)
     assert batching.lost_mark("screening.tasks.text_scoring_batch", [_request("diary", "y")]) == []
+
+
+def test_a_message_revoked_or_expired_while_it_waits_is_not_run(
+    pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like Celery's own strategy: Request.revoked() acknowledges and reports a revoked or
+    expired message; the batch runs the others. A check that fails keeps the message."""
+    task = tasks.text_scoring_batch
+    monkeypatch.setattr(task, "_tref", FakeTimerEntry())
+    live = FakeRequest(task, ["diary", str(uuid.uuid4())])
+    gone = FakeRequest(task, ["diary", str(uuid.uuid4())])
+    odd = FakeRequest(task, ["diary", str(uuid.uuid4())])
+
+    def revoked() -> bool:
+        gone.outcome = "ack"  # what Celery's Request.revoked() does before answering True
+        return True
+
+    def broken() -> bool:
+        raise RuntimeError("state unavailable")
+
+    gone.revoked = revoked  # type: ignore[attr-defined]
+    odd.revoked = broken  # type: ignore[attr-defined]
+    for request in (live, gone, odd):
+        task._buffer.put(request)
+    task._do_flush()
+    [(_, args, _)] = pool.calls
+    assert [r.id for r in args[1]] == [live.id, odd.id]
+    assert gone.outcome == "ack"
