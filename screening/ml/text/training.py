@@ -18,6 +18,7 @@ import numpy as np
 
 from screening.ml.text import datasets as ds
 from screening.ml.text.encoder import ENCODER_TREE_SHA256, MiniLMEncoder
+from screening.ml.text.entities import find_entities, mask_entities, mask_spans
 from screening.ml.text.passages import split_passages
 
 Log = Callable[[str], None]
@@ -39,15 +40,25 @@ class TrainConfig:
     risk_background_rows: int = 5000
     risk_background_weight: float = 0.2
     quantized: bool = False
+    # the encoder reads names and places masked as the scorer feeds them (entities.py), so the
+    # heads are fitted, and their dev metrics measured, on the input that runs
+    mask_entities: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def config_hash(self) -> str:
+        """The recipe, the encoder's files and, in the int8 mode, how it is quantised."""
         blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob + ENCODER_TREE_SHA256.encode()).hexdigest()[:16]
+        variant = f":{INT8_SCHEME}" if self.quantized else ""
+        return hashlib.sha256(blob + (ENCODER_TREE_SHA256 + variant).encode()).hexdigest()[:16]
+
+
+#: How the int8 encoder is quantised (encoder.quantize_linear_int8): per-channel weights, each
+#: sequence's activations scaled on their own. Part of the int8 heads' config hash and cache key.
+INT8_SCHEME = "int8pc-perseq"
 
 
 def _model_key(cfg: TrainConfig) -> str:
-    return f"{ENCODER_TREE_SHA256}:{'int8pc' if cfg.quantized else 'fp32'}"
+    return f"{ENCODER_TREE_SHA256}:{INT8_SCHEME if cfg.quantized else 'fp32'}"
 
 
 @dataclass
@@ -87,6 +98,9 @@ def embed_all(
     ds.require(data_dir)
     enc_holder: list[MiniLMEncoder] = [encoder] if encoder is not None else []
 
+    def encoder_input(texts: Sequence[str]) -> tuple[str, ...]:
+        return tuple(mask_entities(t) for t in texts) if cfg.mask_entities else tuple(texts)
+
     def encode(texts: Sequence[str]) -> np.ndarray:
         if not enc_holder:
             enc_holder.append(MiniLMEncoder(device="auto", quantized=cfg.quantized, batch_size=32))
@@ -107,13 +121,13 @@ def embed_all(
     if "go_dev" in parts:
         log(f"GoEmotions dev: {len(gdv.texts)} texts")
         x_dev = ds.cached_embeddings(
-            "go-dev", gdv.texts, model_key=key, encode=encode, cache_dir=cache_dir
+            "go-dev", encoder_input(gdv.texts), model_key=key, encode=encode, cache_dir=cache_dir
         )
     x_train = empty
     if "go_train" in parts:
         log(f"GoEmotions train subsample: {len(gtr.texts)} texts")
         x_train = ds.cached_embeddings(
-            "go-train", gtr.texts, model_key=key, encode=encode, cache_dir=cache_dir
+            "go-train", encoder_input(gtr.texts), model_key=key, encode=encode, cache_dir=cache_dir
         )
     users = ds.read_cssrs(data_dir)
     p_user: list[int] = []
@@ -126,10 +140,11 @@ def embed_all(
         tok = enc_holder[0].tokenizer
         for ui, u in enumerate(users):
             text = u.text
+            spans = find_entities(text) if cfg.mask_entities else []
             for p in split_passages(text, tok, max_tokens=cfg.max_tokens):
                 p_user.append(ui)
                 p_len.append(p.end - p.start)
-                p_texts.append(text[p.start : p.end])
+                p_texts.append(mask_spans(text, spans, p.start, p.end))
         log(f"C-SSRS: {len(users)} users, {len(p_texts)} passages")
         x_p = ds.cached_embeddings(
             "cssrs-passages", p_texts, model_key=key, encode=encode, cache_dir=cache_dir
@@ -605,6 +620,7 @@ def evaluate_all(
     raw = dict(heads["risk"].meta["config"])
     if bool(raw.get("quantized", False)) != quantized:
         raise ValueError("the risk head's card was trained for the other encoder mode")
+    raw.setdefault("mask_entities", False)  # heads trained before masking read names as written
     cfg = TrainConfig(**raw)
     emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
     out: dict[str, dict[str, Any]] = {}
