@@ -1276,7 +1276,11 @@ def alert_escalate_manual(
     _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.escalate_manual")
     now = now or timezone.now()
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("patient").get(pk=alert_id)
+        # the alert row only (of=self): a join would lock the patient after the alert, the
+        # reverse of every service that locks the patient first (deadlock)
+        alert = (
+            Alert.objects.select_for_update(of=("self",)).select_related("patient").get(pk=alert_id)
+        )
         if alert.state not in ACTIVE_STATES:
             raise AlertTransitionInvalid(state=alert.state, wanted="escalated")
         policy = escalation_policy_for(organisation=alert.patient.organisation)
@@ -1316,7 +1320,11 @@ def alert_reassign(
     _alert_for_actor(actor=actor, alert_id=alert_id, action="alert.reassign")
     now = now or timezone.now()
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("patient").get(pk=alert_id)
+        # the alert row only (of=self): a join would lock the patient after the alert, the
+        # reverse of every service that locks the patient first (deadlock)
+        alert = (
+            Alert.objects.select_for_update(of=("self",)).select_related("patient").get(pk=alert_id)
+        )
         if alert.state not in ACTIVE_STATES:
             raise AlertTransitionInvalid(state=alert.state, wanted="reassigned")
         policy = escalation_policy_for(organisation=alert.patient.organisation)

@@ -15,7 +15,8 @@ warm-up; the face analyzer and the prosody path also run once on blank input / a
 their runtimes initialise now. A failure is logged with the model name and the exception class
 only and never stops the worker (the real job will meet, and report, the same error).
 ``VIGIL_WORKER_WARMUP`` (default on) turns it off. A worker warms only what its queues use
-(:data:`QUEUE_MODELS`: ``gpu`` the text scorer, ``media`` prosody, face and Whisper), read from
+(:func:`queue_models`: ``gpu`` the text scorer, and prosody too with
+``VIGIL_PROSODY_QUEUE=gpu``; ``media`` prosody, face and Whisper), read from
 its ``-Q`` in the main process before the pool forks; where that is unknown, every model.
 
 ``worker_ready`` (once, in the worker's main process) sweeps the work directory of decrypted video

@@ -185,17 +185,21 @@ def _distress_fields(distress: Any) -> dict[str, Any]:
     }
 
 
-def outcome_restrict(outcome: MediaOutcome, *, voice: bool, face: bool) -> MediaOutcome:
-    """The outcome without the parts whose consent is no longer held (``voice``, ``face``: the
-    consents read under the patient's lock just before storing). Dropping the voice drops its
-    prosody and the transcript (speech turned into text); the distress is recombined from the
-    parts that stay, as :func:`outcome_complete_voice` does. Nothing to drop: the same object.
+def outcome_restrict(
+    outcome: MediaOutcome, *, voice: bool, face: bool, text: bool = True
+) -> MediaOutcome:
+    """The outcome without the parts whose consent is no longer held (``voice``, ``face``,
+    ``text``: the consents read under the patient's lock just before storing). Dropping the
+    voice drops its prosody and the transcript (speech turned into text), dropping text the
+    transcript; the distress is recombined from the parts that stay, as
+    :func:`outcome_complete_voice` does. Nothing to drop: the same object.
     """
     from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
 
     drop_voice = not voice and (outcome.prosody is not None or outcome.transcript is not None)
     drop_face = not face and outcome.face is not None
-    if not (drop_voice or drop_face):
+    drop_transcript = not text and outcome.transcript is not None
+    if not (drop_voice or drop_face or drop_transcript):
         return outcome
     empty = DistressPart(components={}, confidence=0.0)
     voice_part = distress_voice_part(outcome.prosody)
@@ -217,6 +221,10 @@ def outcome_restrict(outcome: MediaOutcome, *, voice: bool, face: bool) -> Media
         voice_part = empty
         abstentions["voice"] = abstentions["transcript"] = "not_consented"
         flags = [f for f in flags if not f.startswith(("voice:", "transcript:"))]
+    if drop_transcript:
+        transcript = None
+        abstentions["transcript"] = "not_consented"
+        flags = [f for f in flags if not f.startswith("transcript:")]
     if drop_face:
         face_data = None
         face_part = empty

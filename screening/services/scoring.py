@@ -127,7 +127,11 @@ def text_jobs_lost(jobs: list[list[Any]]) -> None:
     of after its cooldown (``VIGIL_SCORING_REAP_COOLDOWN_SECONDS``). They then run apart from
     their batch-mates (``batching.batches_isolating_lost``)."""
     kinds = {TextSource.DIARY.value: "text", TextSource.TRANSCRIPT.value: "transcript"}
-    keys = [_sent_key(kinds[str(job[0])], str(job[1])) for job in jobs if str(job[0]) in kinds]
+    keys = [
+        _sent_key(kinds[str(job[0])], str(job[1]))
+        for job in jobs
+        if len(job) == 2 and str(job[0]) in kinds
+    ]
     cache.delete_many(keys)
 
 

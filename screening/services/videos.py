@@ -300,6 +300,7 @@ def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: in
             outcome,
             voice=ConsentScope.VOICE_ANALYSIS in granted,
             face=ConsentScope.FACE_ANALYSIS in granted,
+            text=ConsentScope.TEXT_ANALYSIS in granted,
         )
         if not outcome.empty:
             media_analysis_record(

@@ -251,3 +251,28 @@ def test_alert_page_query_count(
 ) -> None:
     with django_assert_max_num_queries(30):
         assert treating.get(f"/portal/alerts/{red_alert.pk}").status_code == 200
+
+
+def test_escalate_and_reassign_lock_the_alert_row_only(
+    portal: Portal, treating: Client, red_alert: Alert
+) -> None:
+    """Joining the patient into SELECT ... FOR UPDATE would lock the patient row after the
+    alert, the reverse of every service that locks the patient first (a PostgreSQL deadlock)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from screening.models import CareTeam
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no row locks (no FOR UPDATE in its SQL)")
+    member = make_clinician(team=CareTeam.objects.get(pk=portal.world.patient_a.care_team_id))
+    with CaptureQueriesContext(connection) as queries:
+        treating.post(f"/portal/alerts/{red_alert.pk}/escalate")
+        treating.post(f"/portal/alerts/{red_alert.pk}/reassign", {"assignee": member.pk})
+    alert_locks = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "FOR UPDATE" in q["sql"] and 'FROM "risk_alert"' in q["sql"]
+    ]
+    assert len(alert_locks) >= 2
+    assert all('FOR UPDATE OF "risk_alert"' in sql for sql in alert_locks), alert_locks

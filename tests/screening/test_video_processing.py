@@ -525,6 +525,11 @@ def test_restricting_drops_the_withdrawn_parts_and_recombines_the_distress() -> 
     assert no_face.distress == pytest.approx(voice_only.score)
     assert no_face.distress_confidence == pytest.approx(voice_only.confidence)
     assert no_face.quality_flags == ["transcript:short", "voice:noisy"]
+    no_text = outcome_restrict(full, voice=True, face=True, text=False)
+    assert no_text.transcript is None and no_text.prosody == full.prosody
+    assert no_text.abstentions == {"transcript": "not_consented"}
+    assert no_text.quality_flags == ["face:dim", "voice:noisy"]
+    assert no_text.distress == full.distress  # the transcript is not part of it
     neither = outcome_restrict(full, voice=False, face=False)
     assert neither.empty and neither.distress is None and neither.distress_confidence == 0.0
 

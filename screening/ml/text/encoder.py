@@ -116,15 +116,18 @@ def _per_sequence_class() -> Any:
 
     class PerSequence(torch.nn.Module):
         """Runs a dynamically quantised Linear on each sequence of a (batch, tokens, features)
-        input alone, so that its activation scale is that sequence's own."""
+        input (or each row of a (batch, features) one) alone, so that its activation scale is
+        that sequence's own. Not picklable as a whole model (a class built on first use): the
+        int8 encoder is rebuilt from the verified fp32 files, never saved."""
 
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
         def forward(self, x: Any) -> Any:
-            if x.dim() != 3 or x.shape[0] == 1:
+            if x.dim() not in (2, 3) or x.shape[0] == 1:
                 return self.inner(x)
+            # (batch, tokens, features), or (batch, features) for the pooler: row by row
             return torch.cat([self.inner(x[i : i + 1]) for i in range(x.shape[0])], dim=0)
 
     return PerSequence

