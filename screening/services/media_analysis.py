@@ -196,8 +196,15 @@ def outcome_restrict(
     """
     from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
 
-    drop_voice = not voice and (outcome.prosody is not None or outcome.transcript is not None)
-    drop_face = not face and outcome.face is not None
+    # a part without consent is dropped, and marked ``not_consented`` if it is not yet
+    drop_voice = not voice and (
+        outcome.prosody is not None
+        or outcome.transcript is not None
+        or outcome.abstentions.get("voice") != "not_consented"
+    )
+    drop_face = not face and (
+        outcome.face is not None or outcome.abstentions.get("face") != "not_consented"
+    )
     drop_transcript = not text and outcome.transcript is not None
     if not (drop_voice or drop_face or drop_transcript):
         return outcome
@@ -257,28 +264,34 @@ def outcome_complete_voice(
 
     ``features`` is the clip's ``ProsodyFeatures`` (``None`` with ``failed``: the stage crashed,
     voice abstains ``stage_failed``). ``voice``, ``face`` and ``text`` are the consents *now*: a
-    part withdrawn while the job waited is dropped (the transcript needs voice and text: it is
-    speech turned into text; ``models_info`` still lists what ran). The distress is recombined
-    from the face part and the new voice part, so the result equals the in-line path's.
+    part withdrawn while the job waited is dropped by :func:`outcome_restrict`, the same rule
+    the recorder applies under the patient's lock (``models_info`` still lists what ran). The
+    distress is recombined from the face part and the new voice part, so the result equals the
+    in-line path's.
     """
-    from screening.ml.media.pipeline import (
-        DistressPart,
-        distress_combine,
-        distress_voice_part,
-    )
+    if voice:
+        outcome = _voice_added(
+            outcome,
+            features=None if failed else features,
+            prosody_ms=prosody_ms,
+            waited_ms=waited_ms,
+        )
+    return outcome_restrict(outcome, voice=voice, face=face, text=text)
+
+
+def _voice_added(
+    outcome: MediaOutcome, *, features: Any | None, prosody_ms: float, waited_ms: float
+) -> MediaOutcome:
+    """The deferred outcome with the clip's prosody (``None``: the stage crashed, the voice
+    abstains ``stage_failed``), its flags, model and timings, and the distress completed with
+    the voice part."""
+    from screening.ml.media.pipeline import DistressPart, distress_combine, distress_voice_part
 
     abstentions = {k: v for k, v in outcome.abstentions.items() if k != "voice"}
     flags = [f for f in outcome.quality_flags if not f.startswith("voice:")]
     models = list(outcome.models_info)
     prosody: dict[str, Any] | None = None
-    transcript = outcome.transcript
-    if not voice or not text:  # the transcript is speech (voice) turned into text (text)
-        abstentions["transcript"] = "not_consented"
-        transcript = None
-        flags = [f for f in flags if not f.startswith("transcript:")]
-    if not voice:
-        abstentions["voice"] = "not_consented"
-    elif failed or features is None:
+    if features is None:
         abstentions["voice"] = "stage_failed"
     else:
         prosody = features.as_dict()
@@ -289,33 +302,26 @@ def outcome_complete_voice(
             abstentions["voice"] = quality[0] if quality else "no_voice"
         flags += [f"voice:{f}" for f in prosody.get("quality_flags") or []]
         models.insert(0, features.model.as_dict())  # the in-line path lists prosody first
-    face_data = outcome.face if face else None
     face_components = {
         k: v for k, v in outcome.distress_components.items() if k.startswith("face_")
     }
-    if not face:
-        abstentions["face"] = "not_consented"
-        flags = [f for f in flags if not f.startswith("face:")]
-        face_components = {}
     face_confidence = outcome.distress_confidence if face_components else 0.0
     distress = distress_combine(
         DistressPart(components=face_components, confidence=face_confidence),
         distress_voice_part(prosody),
     )
     timings = dict(outcome.timings_ms)
-    if voice:  # the prosody stage ran (or crashed) for this clip
-        timings["prosody"] = round(float(prosody_ms), 1)
-        timings["prosody_queue_wait"] = round(float(waited_ms), 1)
-        if "total" in timings:
-            timings["total"] = round(float(timings["total"]) + float(prosody_ms), 1)
-    return MediaOutcome(
+    timings["prosody"] = round(float(prosody_ms), 1)
+    timings["prosody_queue_wait"] = round(float(waited_ms), 1)
+    if "total" in timings:
+        timings["total"] = round(float(timings["total"]) + float(prosody_ms), 1)
+    return replace(
+        outcome,
         prosody=prosody,
-        face=face_data,
         quality_flags=sorted(set(flags)),
         abstentions=abstentions,
-        transcript=transcript,
         models_info=models,
         timings_ms=timings,
-        model_version=outcome.model_version,
+        pending_audio=None,
         **_distress_fields(distress),
     )
