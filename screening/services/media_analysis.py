@@ -249,6 +249,33 @@ def outcome_restrict(
     )
 
 
+def outcome_unreadable_reason(outcome: MediaOutcome) -> str | None:
+    """The input reason to fail with when no part still consented could read the recording, as
+    the pipeline's own rule (``_reject_if_unreadable``) for what it ran; ``None`` otherwise.
+
+    Needed after :func:`outcome_restrict`: a video whose voice was withdrawn while it was
+    analysed, and whose picture could not be read (``no_video``), has nothing left to show; the
+    patient is told why, as if the voice had never been consented, instead of a finished job
+    with nothing in it.
+    """
+    from screening.ml.media.pipeline import INPUT_REASONS
+
+    if outcome.prosody is not None or outcome.face is not None:
+        return None
+    reasons = [
+        str(outcome.abstentions.get(part))
+        for part in ("voice", "face")
+        if outcome.abstentions.get(part) not in (None, "not_consented")
+    ]
+    if not reasons or not all(r in INPUT_REASONS for r in reasons):
+        return None
+    # as the pipeline: a damaged file is the thing to tell the patient
+    for reason in ("corrupt", "unsupported_codec", "too_large_frames"):
+        if reason in reasons:
+            return reason
+    return reasons[0]
+
+
 def outcome_complete_voice(
     outcome: MediaOutcome,
     *,

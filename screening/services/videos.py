@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -48,6 +48,8 @@ from screening.services.scoring import (
 )
 
 logger = logging.getLogger("vigil.media")
+#: What recording a video outcome did: the count it goes to in a voice batch.
+RecordResult = Literal["completed", "failed", "skipped"]
 
 ANALYSIS_SCOPES = [
     ConsentScope.VOICE_ANALYSIS,
@@ -261,10 +263,14 @@ def _analyse(video: VideoSubmission, path: Path) -> MediaOutcome | None:
     return None
 
 
-def _record(video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None = None) -> bool:
+def _record(
+    video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None = None
+) -> RecordResult:
     """Store the analysis, send its signals to risk and finish the job, in one transaction.
-    False: the row vanished or is no longer ours (erased, failed by a consent withdrawal, or,
-    with ``attempt``, requeued or taken by a newer attempt). A voice job the video may still
+    ``completed``; ``failed``: the consents read under the lock leave no analysis, or nothing
+    consented could read the recording (the job fails with that reason); ``skipped``: the row
+    vanished or is no longer ours (erased, or, with ``attempt``, requeued or taken by a newer
+    attempt). A voice job the video may still
     have is deleted either way: only a first attempt writes one, and nothing else reads it."""
     try:
         return _record_locked(video, outcome, attempt=attempt)
@@ -279,7 +285,9 @@ def _voice_job_forget(video: VideoSubmission) -> None:
         logger.warning("video %s voice job not deleted: %s", video.pk, type(exc).__name__)
 
 
-def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None) -> bool:
+def _record_locked(
+    video: VideoSubmission, outcome: MediaOutcome, *, attempt: int | None
+) -> RecordResult:
     with transaction.atomic():
         # The patient's row first, as erasure and consent changes lock it (same order, no
         # deadlock): one that committed while the video was analysed is seen below, one that
@@ -291,17 +299,23 @@ def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: in
             rows = rows.filter(attempts=attempt)
         current = rows.first()
         if current is None:
-            return False
+            return "skipped"
         granted = consent_granted_scopes(patient=current.patient)
         if not granted & set(ANALYSIS_SCOPES):
             _fail(current, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE, attempt=attempt)
-            return False
+            return "failed"
         outcome = media_analysis.outcome_restrict(
             outcome,
             voice=ConsentScope.VOICE_ANALYSIS in granted,
             face=ConsentScope.FACE_ANALYSIS in granted,
             text=ConsentScope.TEXT_ANALYSIS in granted,
         )
+        unreadable = media_analysis.outcome_unreadable_reason(outcome)
+        if unreadable is not None:
+            from screening.ml.media.pipeline import PATIENT_MESSAGES
+
+            _fail(current, unreadable, PATIENT_MESSAGES[unreadable], attempt=attempt)
+            return "failed"
         if not outcome.empty:
             media_analysis_record(
                 video=current,
@@ -331,7 +345,7 @@ def _record_locked(video: VideoSubmission, outcome: MediaOutcome, *, attempt: in
             finished_at=now,
             updated_at=now,
         )
-    return True
+    return "completed"
 
 
 def video_process(*, video_id: uuid.UUID) -> None:
@@ -498,30 +512,23 @@ def _voice_job_finish(
 ) -> str:
     """Complete and record one job with the consents read now; returns the count it goes to.
     ``voice``: whether its prosody was computed (voice consent held when the batch began)."""
-    from screening.ml.media.pipeline import INPUT_REASONS, PATIENT_MESSAGES
-
     patient = video.patient
     if not _analysis_allowed(patient):
         _fail(video, "consent_withdrawn", CONSENT_WITHDRAWN_MESSAGE, attempt=job.attempt)
         return "failed"
     voice = voice and consent_has(patient=patient, scope=ConsentScope.VOICE_ANALYSIS)
-    face = consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS)
-    face_reason = job.outcome.abstentions.get("face")
-    if not voice and face and face_reason in INPUT_REASONS:
-        # as the in-line path: nothing consented could read the recording
-        _fail(video, str(face_reason), PATIENT_MESSAGES[str(face_reason)], attempt=job.attempt)
-        return "failed"
+    # a recording nothing consented could read fails in the recorder (outcome_unreadable_reason)
     outcome = outcome_complete_voice(
         job.outcome,
         voice=voice,
-        face=face,
+        face=consent_has(patient=patient, scope=ConsentScope.FACE_ANALYSIS),
         text=consent_has(patient=patient, scope=ConsentScope.TEXT_ANALYSIS),
         features=features,
         failed=voice and features is None,
         prosody_ms=times["prosody_ms"],
         waited_ms=times["waited_ms"],
     )
-    return "completed" if _record(video, outcome, attempt=job.attempt) else "skipped"
+    return _record(video, outcome, attempt=job.attempt)
 
 
 def _voice_consented(video: VideoSubmission) -> bool:

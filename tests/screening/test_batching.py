@@ -719,3 +719,83 @@ def test_a_message_revoked_or_expired_while_it_waits_is_not_run(
     [(_, args, _)] = pool.calls
     assert [r.id for r in args[1]] == [live.id, odd.id]
     assert gone.outcome == "ack"
+
+
+# --- real Celery requests through the batch task's strategy --------------------------------------
+class _Channel:
+    """The part of a kombu channel a message's ack/reject touches."""
+
+    no_ack_consumers = None
+
+    def __init__(self) -> None:
+        self.acked: list[str] = []
+        self.rejected: list[str] = []
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        self.acked.append(delivery_tag)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        self.rejected.append(delivery_tag)
+
+
+def _message(channel: _Channel, *, task_id: str, expires: dt.datetime | None = None) -> Any:
+    """A protocol-2 message as the broker hands it to the worker (celery's own encoding)."""
+    from kombu import serialization
+    from kombu.message import Message
+
+    task = tasks.text_scoring_batch
+    sent = task.app.amqp.as_task_v2(
+        task_id, task.name, args=("diary", str(uuid.uuid4())), expires=expires
+    )
+    content_type, encoding, body = serialization.dumps(sent.body, serializer="json")
+    return Message(
+        body=body,
+        channel=channel,
+        delivery_tag=task_id,
+        content_type=content_type,
+        content_encoding=encoding,
+        headers=sent.headers,
+        properties=sent.properties,
+        delivery_info={"routing_key": "gpu", "exchange": ""},
+    )
+
+
+def test_real_requests_revoked_or_expired_are_acknowledged_and_never_batched(
+    pool: FakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's own Request (not a stand-in) through the strategy and the flush: a message past
+    its ``expires`` or revoked by id is acknowledged (the broker forgets it) and never reaches
+    the pool, whether it was revoked before it arrived or while it waited for its batch."""
+    from celery.worker import state
+
+    task = tasks.text_scoring_batch
+    channel = _Channel()
+    consumer = SimpleNamespace(
+        hostname="test@host",
+        event_dispatcher=SimpleNamespace(enabled=False, groups=(), send=lambda *a, **k: None),
+        connection_errors=(),
+        timer=SimpleNamespace(call_repeatedly=lambda *a: FakeTimerEntry()),
+        pool=pool,
+    )
+    handler = task.Strategy(task, task.app, consumer)
+    ids = {name: str(uuid.uuid4()) for name in ("live", "expired", "revoked", "revoked_later")}
+    state.revoked.add(ids["revoked"])
+    past = timezone.now() - dt.timedelta(minutes=1)
+    try:
+        for name, task_id in ids.items():
+            message = _message(
+                channel, task_id=task_id, expires=past if name == "expired" else None
+            )
+            handler(message, None, message.ack_log_error, message.reject_log_error, [])
+        assert sorted(channel.acked) == sorted([ids["expired"], ids["revoked"]])
+        state.revoked.add(ids["revoked_later"])  # revoked while it waits in the buffer
+        task._do_flush()
+    finally:
+        state.revoked.discard(ids["revoked"])
+        state.revoked.discard(ids["revoked_later"])
+        monkeypatch.setattr(task, "_tref", None)
+        batching._drain(task._buffer)
+    [(_, args, _)] = pool.calls
+    assert [r.id for r in args[1]] == [ids["live"]]
+    assert ids["revoked_later"] in channel.acked and ids["live"] not in channel.acked
+    assert channel.rejected == []

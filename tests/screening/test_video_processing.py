@@ -558,6 +558,55 @@ def test_voice_withdrawn_while_the_video_is_analysed_is_not_stored(
     assert set(analysis.baseline) == {"face"}
 
 
+def test_voice_withdrawn_while_a_video_without_picture_is_analysed_fails_with_the_reason(
+    video: VideoSubmission, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The voice went during the analysis and the face part could not read the recording: the
+    patient is told why (``no_video``), as when voice was never consented, not a finished job
+    with nothing in it."""
+    from screening.ml.media.pipeline import PATIENT_MESSAGES
+    from screening.models import MediaAnalysis
+    from screening.services import media_analysis
+
+    def analyse_then_withdraw(**kwargs: Any) -> Any:
+        withdraw(world.patient_a, ConsentScope.VOICE_ANALYSIS)
+        outcome = full_outcome()
+        outcome.face = None
+        outcome.abstentions = {"face": "no_video"}
+        outcome.distress_components = {
+            k: v for k, v in outcome.distress_components.items() if not k.startswith("face_")
+        }
+        return outcome
+
+    monkeypatch.setattr(media_analysis, "media_analyse", analyse_then_withdraw)
+    monkeypatch.setattr(video_services, "_analysis_allowed", lambda patient: True)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.failure_reason) == ("failed", "no_video")
+    assert video.failure_message == PATIENT_MESSAGES["no_video"]
+    assert not MediaAnalysis.objects.filter(video=video).exists()
+
+
+@pytest.mark.parametrize(
+    ("prosody", "face", "abstentions", "expected"),
+    [
+        (None, None, {"voice": "not_consented", "face": "no_video"}, "no_video"),
+        (None, None, {"voice": "no_audio", "face": "corrupt"}, "corrupt"),
+        (None, None, {"voice": "not_consented", "face": "face_not_present"}, None),
+        (VOICE_FULL, None, {"face": "no_video"}, None),
+        (None, FACE_FULL, {"voice": "not_consented"}, None),
+        (None, None, {"voice": "not_consented", "face": "not_consented"}, None),
+    ],
+)
+def test_an_outcome_is_unreadable_only_when_every_consented_part_could_not_read_it(
+    prosody: Any, face: Any, abstentions: dict[str, str], expected: str | None
+) -> None:
+    from screening.services.media_analysis import MediaOutcome, outcome_unreadable_reason
+
+    outcome = MediaOutcome(prosody=prosody, face=face, abstentions=abstentions)
+    assert outcome_unreadable_reason(outcome) == expected
+
+
 def test_every_analysis_withdrawn_while_the_video_is_analysed_fails_the_job(
     video: VideoSubmission, world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
