@@ -52,6 +52,23 @@ def test_known_false_alarm_loneliness(scorer: TextScorer) -> None:
     assert not s.at_risk
 
 
+# Known false alarms on treatment talk (2026-11-21, docs/text-scoring.md "False alarms on diary
+# text"): the demo's own lines. C-SSRS is all mental-health text, so a line about one's therapist
+# or sleep reads as risk. strict: a retrained head that stops flagging them says so.
+TREATMENT_TALK_FALSE_ALARMS = [
+    "Good session with my therapist, I have a plan for the week.",
+    "Slept badly again. Work felt heavy and I skipped lunch.",
+]
+
+
+@pytest.mark.parametrize("line", TREATMENT_TALK_FALSE_ALARMS)
+@pytest.mark.xfail(strict=True, reason="treatment talk reads as risk (docs/text-scoring.md)")
+def test_known_false_alarms_treatment_talk(scorer: TextScorer, line: str) -> None:
+    (s,) = scorer.score([line])
+    assert s.crisis.category == "none"  # the model alone, not the detector
+    assert not s.at_risk
+
+
 # Former miss (2026-11-21): an overdose plan without the words "suicide", "die" or "kill". Fixed in
 # crisis detector 1.2.0 (method + intent rules, docs/crisis-detector.md): a red crisis category
 # makes it at risk whatever the embedding model scores.
