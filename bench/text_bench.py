@@ -77,7 +77,8 @@ def _texts(n: int) -> tuple[list[str], str]:
 
 def _stock_int8(model: Any) -> Any:
     """torch's dynamic int8 quantisation with per-channel weights and nothing else: the
-    scorer's int8 mode adds per-sequence activation scales (encoder.quantize_linear_int8)."""
+    scorer's int8 mode scales each token's activations on their own
+    (encoder.quantize_linear_int8)."""
     import warnings
 
     import torch

