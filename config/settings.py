@@ -294,7 +294,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 VIGIL_PORTAL_BASE_URL = (
     env_str("VIGIL_PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
 )
-VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v1") or "v1"
+VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v2") or "v2"
 # Signed webhook (SMS / pager gateway): HMAC-SHA256 over "timestamp.body", see docs/risk.md.
 VIGIL_ALERT_WEBHOOK_URL = env_str("VIGIL_ALERT_WEBHOOK_URL")
 VIGIL_ALERT_WEBHOOK_SECRET = env_str("VIGIL_ALERT_WEBHOOK_SECRET")

@@ -13,8 +13,9 @@ batches (constant memory), and stops at the first break:
 - ``truncated``: the head, or an anchor, records a seq beyond the last event (the tail was
   removed);
 - ``rewritten``: the head, or an anchor, records another hash for a seq than the event now there;
-- ``inserted``: an event lies beyond the head, or is not on the chain at all (no seq): it was
-  written around :func:`privacy.audit.access_record`.
+- ``inserted``: an event lies beyond the head, sits at seq 0 or below (the chain starts at 1:
+  such a row is never walked, so it is reported on its own), or is not on the chain at all (no
+  seq): it was written around :func:`privacy.audit.access_record`.
 
 Anchors come from the database (:class:`AuditAnchor`) and from the anchor file
 (``VIGIL_AUDIT_ANCHOR_FILE``), so deleting the anchor rows does not hide a truncation.
@@ -187,6 +188,21 @@ def _check_row(row: dict[str, Any], walk: _Walk) -> ChainBreak | None:
     return None
 
 
+def _below_the_chain() -> ChainBreak | None:
+    """An event at seq 0 or below (the lowest first): the walk starts after seq 0, so such a row
+    would otherwise never be looked at. The ``seq >= 1`` CHECK constraint refuses these, but a
+    database without it (or with it dropped) must not hide one."""
+    row = AccessEvent.objects.filter(seq__lte=0).order_by("seq", "id").values("id", "seq").first()
+    if row is None:
+        return None
+    return ChainBreak(
+        "inserted",
+        row["seq"],
+        row["id"],
+        f"event id {row['id']} sits at seq {row['seq']}, before the start of the chain (seq 1)",
+    )
+
+
 def _anchors_from_database(batch_size: int) -> Iterator[list[tuple[int, str, str]]]:
     after: tuple[int, int] = (-1, 0)
     while True:
@@ -335,6 +351,8 @@ def audit_chain_verify(
             beyond["id"],
             f"event id {beyond['id']} lies beyond the head (seq {head_now})",
         )
+    if walk.first_break is None:
+        walk.first_break = _below_the_chain()
     if walk.first_break is None:
         stray = AccessEvent.objects.filter(seq__isnull=True).order_by("id").values("id").first()
         if stray is not None:

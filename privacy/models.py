@@ -150,6 +150,14 @@ class AccessEvent(AppendOnlyModel):
             models.Index(fields=["patient", "-occurred_at"]),
             models.Index(fields=["actor", "-occurred_at"]),
         ]
+        constraints = [
+            # The chain starts at seq 1; a row at seq 0 or below can only be a forgery (the
+            # verifier reports one as ``inserted`` too, on a database without this constraint).
+            models.CheckConstraint(
+                condition=models.Q(seq__isnull=True) | models.Q(seq__gte=1),
+                name="privacy_accessevent_seq_positive",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.outcome}"

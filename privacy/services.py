@@ -6,13 +6,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from config.errors import NotFound, VigilError
 from privacy.audit import Actor, access_record
 from privacy.auth import token_issue
+from privacy.choices import Role
 from privacy.models import ApiToken
 
 
@@ -22,15 +23,81 @@ class LoginFailed(VigilError):
     default_message = "Wrong username or password."
 
 
+class SecondFactorRequired(VigilError):
+    """A clinician or auditor gave the right password but no TOTP code."""
+
+    code = "totp_required"
+    status = 401
+    default_message = "This account needs a current code from its authenticator app (totp_code)."
+
+
+class SecondFactorNotEnrolled(VigilError):
+    """A clinician or auditor who has not yet confirmed a TOTP secret (done in the portal)."""
+
+    code = "totp_not_enrolled"
+    status = 403
+    default_message = "Sign in to the portal once to set up the second factor first."
+
+
+#: Roles whose bearer tokens need the second factor (the portal's roles).
+STAFF_ROLES = (Role.CLINICIAN.value, Role.AUDITOR.value)
+
+
+def _staff_user(username: str) -> Any:
+    """The active-or-not clinician or auditor called ``username``, if there is one."""
+    if not username:
+        return None
+    return get_user_model().objects.filter(username=username, role__in=STAFF_ROLES).first()
+
+
+def _staff_login_check(*, username: str, password: str, totp_code: str, ip: str | None) -> Any:
+    """Staff get a token only as they get into the portal: password, then a TOTP code, through
+    the portal's own checks (:mod:`clinician_portal.services`), so every failure counts against
+    the same lockout and is audited as ``portal.login``. A wrong password or code is the patients'
+    generic :class:`LoginFailed`; a locked username stays ``locked_out`` (429)."""
+    from clinician_portal import services as portal
+
+    try:
+        checked = portal.portal_password_check(username=username, password=password, ip=ip)
+    except portal.LoginRefused:
+        raise LoginFailed() from None
+    if not checked.enrolled:
+        raise SecondFactorNotEnrolled()
+    if not (totp_code or "").strip():
+        raise SecondFactorRequired()
+    try:
+        portal.portal_totp_check(user=checked.user, code=totp_code, ip=ip)
+    except portal.LoginRefused:
+        raise LoginFailed("Wrong username, password or code.") from None
+    return checked.user
+
+
 def session_token_login(
-    *, actor: Actor, username: str, password: str, device_name: str = "", request: Any = None
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    totp_code: str = "",
+    device_name: str = "",
+    request: Any = None,
 ) -> tuple[ApiToken, str]:
     """Check credentials and issue an expiring token. A failure is logged as a denied request by
-    the error handler (action ``auth.login``), without the username or password.
+    the error handler (action ``auth.login``), without the username, password or code.
+
+    Clinicians and auditors also need ``totp_code`` and are subject to the portal's lockout
+    (:func:`_staff_login_check`); patients log in with the password alone.
     """
-    user = authenticate(request, username=username, password=password)
-    if user is None or not user.is_active:
-        raise LoginFailed()
+    if _staff_user(username) is not None:
+        user = _staff_login_check(
+            username=username, password=password, totp_code=totp_code, ip=actor.ip_address
+        )
+    else:
+        user = authenticate(request, username=username, password=password)
+        if user is None or not user.is_active:
+            raise LoginFailed()
+        if str(getattr(user, "role", "")) in STAFF_ROLES:
+            # Another spelling of a staff username got through the backend: never without TOTP.
+            raise LoginFailed()
     with transaction.atomic():
         token, raw = token_issue(user=user, name=device_name)
         access_record(

@@ -144,6 +144,7 @@ class AlertAdmin(ReadOnlyAdmin):
         "ack_deadline",
         "escalation_level",
         "escalation_repeat",
+        "escalation_round",
         "next_escalation_at",
         "superseded_by",
         "disposition",

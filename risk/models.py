@@ -25,7 +25,7 @@ from risk.choices import (
     Tier,
 )
 
-DEFAULT_RULE_SET_VERSION = "v1"
+DEFAULT_RULE_SET_VERSION = "v2"
 
 
 def default_chain() -> list[dict[str, Any]]:
@@ -233,6 +233,9 @@ class Alert(models.Model):
     ack_deadline = models.DateTimeField()
     escalation_level = models.PositiveSmallIntegerField(default=0)
     escalation_repeat = models.PositiveSmallIntegerField(default=0)
+    #: How many times a red or deterministic firing put the alert back under a deadline (the
+    #: chain then starts again from level 0; the round keys its notifications apart).
+    escalation_round = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True)
     superseded_by = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
@@ -330,6 +333,10 @@ class PatientDaySignals(models.Model):
     local_date = models.DateField()
     mood = models.FloatField(null=True, blank=True)
     mood_confidence = models.FloatField(null=True, blank=True)
+    #: The day's mood fused without text (None: only text contributed, or not known); only this
+    #: score may confirm crisis language. ``mood_modalities``: the fusion's contributing modalities.
+    mood_independent = models.FloatField(null=True, blank=True)
+    mood_modalities = models.JSONField(default=list, blank=True)
     crisis = models.JSONField(default=list, blank=True)
     corroboration = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

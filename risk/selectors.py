@@ -32,12 +32,15 @@ def alert_queue_for(
     state: str | None = None,
     assignee: str | None = None,
 ) -> QuerySet[Alert]:
-    """The portal's queue: the clinician's active alerts, red first, then by the time left to the
-    acknowledgement deadline (breached ones first). ``assignee``: ``"me"``, ``"unassigned"`` or a
-    clinician's id. Patient and assignee are joined (no query per row)."""
+    """The portal's queue: the clinician's active alerts, red first; within a tier the open
+    (unacknowledged) ones before the acknowledged ones, then by the time left to the
+    acknowledgement deadline (breached ones first). An acknowledged alert's deadline is past
+    and met, so it must not push new open alerts down (the portal cuts the queue at
+    ``QUEUE_LIMIT``). ``assignee``: ``"me"``, ``"unassigned"`` or a clinician's id. Patient
+    and assignee are joined (no query per row)."""
     from django.db.models import Case, IntegerField, Value, When
 
-    from risk.choices import Tier
+    from risk.choices import AlertState, Tier
 
     alerts = alerts_visible_to(clinician=clinician, active_only=True)
     if tier:
@@ -54,6 +57,11 @@ def alert_queue_for(
         When(tier=Tier.RED, then=Value(0)),
         When(tier=Tier.ORANGE, then=Value(1)),
         default=Value(2),
+        output_field=IntegerField(),
+    )
+    state_rank = Case(
+        When(state=AlertState.OPEN, then=Value(0)),
+        default=Value(1),
         output_field=IntegerField(),
     )
     return (
@@ -74,8 +82,8 @@ def alert_queue_for(
             "assigned_to__user__first_name",
             "assigned_to__user__last_name",
         )
-        .annotate(tier_rank=rank)
-        .order_by("tier_rank", "ack_deadline", "created_at")
+        .annotate(tier_rank=rank, state_rank=state_rank)
+        .order_by("tier_rank", "state_rank", "ack_deadline", "created_at")
     )
 
 

@@ -229,7 +229,13 @@ def _state_load(*, patient: Patient, event: Event, rule_set: RuleSet) -> Patient
     corroboration: tuple[SignalRef, ...] = ()
     for row in rows:
         if row.mood is not None:
-            moods[row.local_date] = MoodRef(row.local_date, row.mood, row.mood_confidence or 0.0)
+            moods[row.local_date] = MoodRef(
+                row.local_date,
+                row.mood,
+                row.mood_confidence or 0.0,
+                row.mood_independent,
+                tuple(str(m) for m in row.mood_modalities or ()),
+            )
         if row.local_date == event.local_date:
             crisis = tuple(SignalRef(**ref) for ref in row.crisis)
             corroboration = tuple(SignalRef(**ref) for ref in row.corroboration)
@@ -243,6 +249,10 @@ def _state_record(*, patient: Patient, event: Event) -> None:
     row, _ = PatientDaySignals.objects.get_or_create(patient=patient, local_date=event.local_date)
     if isinstance(event, DailyMood):
         row.mood, row.mood_confidence = float(event.score), float(event.confidence)
+        row.mood_independent = (
+            float(event.independent_score) if event.independent_score is not None else None
+        )
+        row.mood_modalities = list(event.modalities)
     if signal is not None:
         bucket, ref = signal
         refs: list[dict[str, Any]] = list(getattr(row, bucket))
@@ -316,9 +326,21 @@ def alert_raise(
     - The same signal (``firing.dedupe_key``) counts once for a patient, whatever happened to
       the alert it joined: a retried or re-swept signal changes nothing.
     - An active (open or acknowledged) alert of the same or a higher tier takes the firing as
-      evidence. A deterministic trigger joining an acknowledged alert notifies its assignee.
-    - Otherwise a new alert opens, assigned to the treating clinician, with its deadline and
-      level-0 notifications, and supersedes any active lower-tier alert (linked, not lost).
+      evidence (an ``AlertEvidence`` row and an ``evidence_attached`` transition).
+    - **Re-arming.** A red firing or a deterministic one (help button, explicit plan/imminent
+      intent, PHQ-9 item 9 or total) never joins an alert that is not under a deadline: if the
+      alert is *acknowledged* it goes back to ``open`` (``reopened``), and if it is open with its
+      chain exhausted it restarts (``escalation_restarted``). Either way it gets a fresh
+      acknowledgement deadline of the alert's tier, the chain starts again from level 0 (a new
+      escalation round, so its notifications have new keys), level 0 is notified as for a new
+      alert of that tier (the assignee, for red also the on-call clinician, and the emergency
+      contact for the policy's tiers), and an inactive assignee is replaced as for a new
+      alert. An open alert still under its deadline keeps its deadline and chain. Other firings
+      (yellow, non-deterministic orange) join an acknowledged alert without a new deadline: a
+      clinician is already handling it and sees the evidence.
+    - Otherwise a new alert opens, assigned to an active treating clinician (else the on-call
+      clinician, else the clinical lead), with its deadline and level-0 notifications, and
+      supersedes any active lower-tier alert (linked, not lost).
     """
     actor = actor or Actor.system()
     now = now or timezone.now()
@@ -338,19 +360,20 @@ def alert_raise(
         higher = [a for a in active if TIER_RANK[Tier(a.tier)] >= rank]
         if higher:
             target = max(higher, key=lambda a: TIER_RANK[Tier(a.tier)])
-            evidence = _evidence_add(alert=target, firing=firing, rule_set=rule_set)
-            if firing.deterministic and target.state == AlertState.ACKNOWLEDGED:
-                policy = escalation_policy_for(organisation=patient.organisation)
-                _outbox_users(
-                    alert=target,
-                    user_ids=_new_evidence_recipients(target, policy),
-                    level=target.escalation_level,
-                    repeat=target.escalation_repeat,
-                    policy=policy,
-                    step=f"evidence-{evidence.pk}",
-                    now=now,
-                )
-                _relay_soon()
+            _evidence_add(alert=target, firing=firing, rule_set=rule_set)
+            _transition(
+                alert=target,
+                actor=actor,
+                from_state=target.state,
+                to_state=target.state,
+                code="evidence_attached",
+                level=target.escalation_level,
+            )
+            urgent = firing.tier == Tier.RED or firing.deterministic
+            if urgent and (
+                target.state == AlertState.ACKNOWLEDGED or target.next_escalation_at is None
+            ):
+                _alert_rearm(alert=target, patient=patient, actor=actor, now=now)
             # Audited last (the chain head stays locked until commit: keep that window short).
             access_record(
                 actor=actor,
@@ -358,6 +381,7 @@ def alert_raise(
                 patient_id=patient.pk,
                 resource_type="Alert",
                 resource_id=target.pk,
+                reason=firing.rule_id,
             )
             return RaiseResult(alert=target, attached=True)
 
@@ -372,7 +396,7 @@ def alert_raise(
             rule_id=firing.rule_id,
             evidence=_snapshot(firing, rule_set),
             local_date=firing.local_date,
-            assigned_to_id=patient.treating_clinician_id,
+            assigned_to_id=_assignee_for(patient=patient, policy=policy),
             ack_deadline=deadline,
             next_escalation_at=deadline,
         )
@@ -394,6 +418,88 @@ def alert_raise(
         _relay_soon()
     logger.info("alert %s raised: %s by %s", alert.pk, alert.tier, alert.rule_id)
     return RaiseResult(alert=alert, created=True, superseded=superseded)
+
+
+def _assignee_for(*, patient: Patient, policy: EscalationPolicy) -> int | None:
+    """Who a new (or re-armed) alert is assigned to: the treating clinician if their account is
+    active, else the on-call clinician, else the clinical lead (None: nobody active)."""
+    from screening.models import Clinician
+
+    candidates = [
+        pk
+        for pk in (patient.treating_clinician_id, policy.on_call_id, policy.clinical_lead_id)
+        if pk is not None
+    ]
+    active = set(
+        Clinician.objects.filter(pk__in=candidates, user__is_active=True).values_list(
+            "pk", flat=True
+        )
+    )
+    return next((pk for pk in candidates if pk in active), None)
+
+
+def _alert_rearm(*, alert: Alert, patient: Patient, actor: Actor, now: dt.datetime) -> None:
+    """Put an active alert back under a deadline (see :func:`alert_raise`): ``open``, a fresh
+    deadline of its tier, a new escalation round from level 0, level 0 notified as for a new
+    alert. Inside the caller's transaction, with the alert row locked."""
+    policy = escalation_policy_for(organisation=patient.organisation)
+    previous = alert.state
+    deadline = ack_deadline(tier=alert.tier, policy=policy, raised_at=now)
+    alert.state = AlertState.OPEN
+    alert.acknowledged_at = None  # the earlier acknowledgement stays in the transitions
+    alert.acknowledged_by = None
+    alert.ack_deadline = deadline
+    alert.next_escalation_at = deadline
+    alert.escalation_level = alert.escalation_repeat = 0
+    alert.escalation_round += 1
+    assignee = alert.assigned_to
+    reassigned = False
+    if assignee is None or not assignee.user.is_active:
+        chosen = _assignee_for(patient=patient, policy=policy)
+        reassigned = chosen != alert.assigned_to_id
+        # setting the id drops the cached clinician, so later reads see the new one
+        alert.assigned_to_id = chosen
+    alert.save(
+        update_fields=[
+            "state",
+            "acknowledged_at",
+            "acknowledged_by",
+            "ack_deadline",
+            "next_escalation_at",
+            "escalation_level",
+            "escalation_repeat",
+            "escalation_round",
+            "assigned_to",
+            "updated_at",
+        ]
+    )
+    _transition(
+        alert=alert,
+        actor=actor,
+        from_state=previous,
+        to_state=AlertState.OPEN,
+        code="reopened" if previous == AlertState.ACKNOWLEDGED else "escalation_restarted",
+        level=0,
+    )
+    if reassigned:
+        _transition(
+            alert=alert,
+            actor=actor,
+            from_state=AlertState.OPEN,
+            to_state=AlertState.OPEN,
+            code="reassigned",
+            level=0,
+        )
+    _notify_raised(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
+    access_record(
+        actor=actor,
+        action="alert.reopen",
+        patient_id=patient.pk,
+        resource_type="Alert",
+        resource_id=alert.pk,
+        reason=f"round {alert.escalation_round}",
+    )
+    _relay_soon()
 
 
 def _evidence_add(*, alert: Alert, firing: Firing, rule_set: RuleSet) -> AlertEvidence:
@@ -598,25 +704,64 @@ def _next_step(chain: list[dict[str, Any]], level: int, repeat: int) -> tuple[in
     return None
 
 
+def _active(user_ids: list[int]) -> list[int]:
+    """Those of ``user_ids`` whose accounts are active, in order (inactive accounts are never
+    notified: delivery would refuse them, ``recipient_inactive``)."""
+    if not user_ids:
+        return []
+    ok = set(User.objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
+    return [pk for pk in dict.fromkeys(user_ids) if pk in ok]
+
+
+def _reachable(*, user_ids: list[int], tier: str, policy: EscalationPolicy) -> list[int]:
+    """Those of ``user_ids`` a notification can reach: active accounts with an e-mail address,
+    or any active account when the tier also pages through the webhook (the gateway maps the
+    user id to a device). Only these count as "somebody to notify" when a level of the chain is
+    chosen; an active user without an address is still written to (a visible ``no_address``
+    failure), but a level of only such users is skipped."""
+    if not user_ids:
+        return []
+    users = User.objects.filter(pk__in=user_ids, is_active=True)
+    if Channel.WEBHOOK.value not in _channels_for_users(tier=tier, policy=policy):
+        users = users.exclude(email="")
+    ok = set(users.values_list("pk", flat=True))
+    return [pk for pk in dict.fromkeys(user_ids) if pk in ok]
+
+
 def _target_users(*, alert: Alert, target: str, policy: EscalationPolicy) -> list[int]:
+    """The active users of one chain target (empty when it has none). The treating-clinician
+    level is the assignee or, if their account is inactive, the patient's treating clinician."""
     patient = alert.patient
     if target == ChainTarget.TREATING_CLINICIAN:
-        clinician = alert.assigned_to or patient.treating_clinician
-        return [clinician.user_id] if clinician else []
+        candidates = [
+            clinician.user_id
+            for clinician in (alert.assigned_to, patient.treating_clinician)
+            if clinician is not None
+        ]
+        return _active(candidates)[:1]
     if target == ChainTarget.CARE_TEAM:
-        return list(patient.care_team.members.order_by("pk").values_list("user_id", flat=True))
+        return _active(
+            list(patient.care_team.members.order_by("pk").values_list("user_id", flat=True))
+        )
     if target == ChainTarget.ON_CALL:
-        return [policy.on_call.user_id] if policy.on_call else []
+        return _active([policy.on_call.user_id] if policy.on_call else [])
     if target == ChainTarget.CLINICAL_LEAD:
-        return [policy.clinical_lead.user_id] if policy.clinical_lead else []
+        return _active([policy.clinical_lead.user_id] if policy.clinical_lead else [])
     return []
 
 
-def _new_evidence_recipients(alert: Alert, policy: EscalationPolicy) -> list[int]:
-    users = _target_users(alert=alert, target=ChainTarget.TREATING_CLINICIAN, policy=policy)
-    if alert.tier == Tier.RED:
-        users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
-    return users
+def _level_reachable(*, alert: Alert, target: str, policy: EscalationPolicy) -> list[int] | None:
+    """A level's users if at least one of them can be reached (see :func:`_reachable`), else
+    None (the level has nobody to notify and is skipped)."""
+    users = _target_users(alert=alert, target=target, policy=policy)
+    return users if _reachable(user_ids=users, tier=alert.tier, policy=policy) else None
+
+
+def _step_key(alert: Alert, level: int, repeat: int) -> str:
+    """The outbox key of a chain step. A re-armed alert (round > 0) walks the chain again with
+    new keys, so its notifications are not taken for the earlier round's (already sent) ones."""
+    step = f"{level}.{repeat}"
+    return step if alert.escalation_round == 0 else f"r{alert.escalation_round}.{step}"
 
 
 def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
@@ -624,9 +769,9 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
 
     Idempotent: the step is taken under the alert's row lock and re-checked there, so a second
     sweep (or a concurrent one) finds the deadline moved and does nothing; the outbox rows of a
-    step have unique keys per (alert, recipient, channel, level.repeat). Levels with nobody to
-    notify (no on-call clinician set) are skipped. After the last level the alert stays open
-    with no further deadline.
+    step have unique keys per (alert, recipient, channel, round, level.repeat). Levels with
+    nobody reachable to notify (none set, or only inactive accounts or ones without an address)
+    are skipped. After the last level the alert stays open with no further deadline.
     """
     now = now or timezone.now()
     actor = Actor.system()
@@ -643,8 +788,9 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
         step = _next_step(chain, alert.escalation_level, alert.escalation_repeat)
         users: list[int] = []
         while step is not None:
-            users = _target_users(alert=alert, target=chain[step[0]]["target"], policy=policy)
-            if users:
+            found = _level_reachable(alert=alert, target=chain[step[0]]["target"], policy=policy)
+            if found is not None:
+                users = found
                 break
             _transition(
                 alert=alert,
@@ -678,7 +824,7 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
             repeat=repeat,
             users=users,
             code=f"escalated:{chain[level]['target']}:{repeat}",
-            step_key=f"{level}.{repeat}",
+            step_key=_step_key(alert, level, repeat),
             action="alert.escalate",
             reason=f"level {level}.{repeat}",
             now=now,
@@ -839,7 +985,13 @@ def _notify_raised(
     if alert.tier == Tier.RED:  # a red alert also pages the on-call clinician
         users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
     _outbox_users(
-        alert=alert, user_ids=users, level=0, repeat=0, policy=policy, step="0.0", now=now
+        alert=alert,
+        user_ids=users,
+        level=0,
+        repeat=0,
+        policy=policy,
+        step=_step_key(alert, 0, 0),
+        now=now,
     )
     if alert.tier in (policy.emergency_contact_tiers or []):
         _notify_emergency_contact(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
@@ -873,7 +1025,7 @@ def _notify_emergency_contact(
             channel=channel,
             level=0,
             repeat=0,
-            step="0.0",
+            step=_step_key(alert, 0, 0),
             payload=payload,
             now=now,
         )
@@ -1259,10 +1411,11 @@ def adherence_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
 def _level_users(
     *, alert: Alert, chain: list[dict[str, Any]], start: int, policy: EscalationPolicy
 ) -> tuple[int, list[int]] | None:
-    """The first chain level from ``start`` that has somebody to notify."""
+    """The first chain level from ``start`` that has somebody reachable to notify (inactive
+    accounts and ones without an address do not count)."""
     for level in range(start, len(chain)):
-        users = _target_users(alert=alert, target=chain[level]["target"], policy=policy)
-        if users:
+        users = _level_reachable(alert=alert, target=chain[level]["target"], policy=policy)
+        if users is not None:
             return level, users
     return None
 

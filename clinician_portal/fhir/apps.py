@@ -9,4 +9,5 @@ class FhirConfig(AppConfig):
 
     def ready(self) -> None:
         # config/celery.py autodiscovers screening, privacy and risk only: register ours here.
-        from clinician_portal.fhir import tasks  # noqa: F401
+        # services registers the erasure hook that deletes an erased patient's exports.
+        from clinician_portal.fhir import services, tasks  # noqa: F401

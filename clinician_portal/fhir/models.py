@@ -89,3 +89,19 @@ class FhirExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.status})"
+
+
+class FhirExportPatient(models.Model):
+    """A patient whose records are in an export job's files: erasing the patient deletes the job
+    (``clinician_portal.fhir.services.export_jobs_erase``, an erasure hook)."""
+
+    job = models.ForeignKey(FhirExportJob, on_delete=models.CASCADE, related_name="patients")
+    patient = models.ForeignKey("screening.Patient", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "patient"], name="fhir_export_patient_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.job_id} includes {self.patient_id}"

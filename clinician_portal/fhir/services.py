@@ -37,7 +37,13 @@ from django.utils import timezone
 
 from clinician_portal.fhir.access import Principal, patients_visible, principal_for_token
 from clinician_portal.fhir.errors import FhirError
-from clinician_portal.fhir.models import ExportStatus, FhirClient, FhirExportJob, FhirTokenGrant
+from clinician_portal.fhir.models import (
+    ExportStatus,
+    FhirClient,
+    FhirExportJob,
+    FhirExportPatient,
+    FhirTokenGrant,
+)
 from clinician_portal.fhir.scopes import scopes_narrow, scopes_parse
 from clinician_portal.fhir.search import Query
 from clinician_portal.fhir.sources import registry
@@ -46,9 +52,10 @@ from privacy import crypto
 from privacy.audit import Actor, access_record
 from privacy.auth import token_issue
 from privacy.choices import AccessOutcome, Role
+from privacy.erasure import erasure_hook_register
 from privacy.keys import keyring
 from privacy.models import ApiToken
-from screening.models import CareTeam, Organisation, User
+from screening.models import CareTeam, Organisation, Patient, User
 
 logger = logging.getLogger("vigil.fhir")
 
@@ -204,7 +211,7 @@ def export_run(*, job_id: uuid.UUID) -> FhirExportJob:
         if job.token is None:
             raise FhirError(401, "login", "token revoked")
         principal = principal_for_token(user=job.requester, token=job.token)
-        output = _export_write(job=job, principal=principal)
+        output, patient_ids = _export_write(job=job, principal=principal)
     except Exception as exc:
         logger.warning("fhir export %s failed: %s", job.pk, exc.__class__.__name__)
         FhirExportJob.objects.filter(pk=job.pk).update(
@@ -216,9 +223,31 @@ def export_run(*, job_id: uuid.UUID) -> FhirExportJob:
         _export_files_remove(job.pk)
         job.refresh_from_db()
         return job
-    FhirExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.COMPLETE, output=output, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        # Lock the exported patients' rows: an erasure under way (it holds its patient's row)
+        # finishes first and is seen here; one that starts later finds this job through the
+        # FhirExportPatient rows committed with its completion (export_jobs_erase).
+        erased = (
+            Patient.objects.select_for_update()
+            .filter(pk__in=sorted(patient_ids), erased_at__isnull=False)
+            .exists()
+        )
+        if erased:
+            FhirExportJob.objects.filter(pk=job.pk).update(
+                status=ExportStatus.FAILED,
+                error="PatientErased",
+                finished_at=timezone.now(),
+                wrapped_key=None,
+            )
+        else:
+            FhirExportPatient.objects.bulk_create(
+                [FhirExportPatient(job_id=job.pk, patient_id=pk) for pk in sorted(patient_ids)]
+            )
+            FhirExportJob.objects.filter(pk=job.pk).update(
+                status=ExportStatus.COMPLETE, output=output, finished_at=timezone.now()
+            )
+    if erased:
+        _export_files_remove(job.pk)
     job.refresh_from_db()
     return job
 
@@ -392,7 +421,10 @@ def export_file_stream(*, job: FhirExportJob, name: str) -> Iterator[bytes]:
     return stream()
 
 
-def _export_write(*, job: FhirExportJob, principal: Principal) -> list[dict[str, Any]]:
+def _export_write(
+    *, job: FhirExportJob, principal: Principal
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The job's files; returns their manifest items and the ids of the patients they contain."""
     specs = registry()
     folder = export_dir() / str(job.pk)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -448,7 +480,7 @@ def _export_write(*, job: FhirExportJob, principal: Principal) -> list[dict[str,
             resource_type="FhirExportJob",
             resource_id=job.pk,
         )
-    return output
+    return output, patients_seen
 
 
 def export_manifest(*, job: FhirExportJob, base_url: str) -> dict[str, Any]:
@@ -484,6 +516,40 @@ def export_delete(*, job: FhirExportJob) -> None:
     job.wrapped_key = None
     _export_files_remove(job.pk)
     job.delete()
+
+
+@erasure_hook_register("fhir exports")
+def export_jobs_erase(*, patient: Any) -> int:
+    """Erasure hook: delete every export job whose files contain the erased patient.
+
+    Runs inside the erasure transaction (the patient row locked). The jobs' wrapped keys go with
+    their rows, so the files can never be decrypted once the erasure commits; the files themselves
+    are removed after the commit (a rolled-back erasure removes nothing). Returns how many jobs.
+    """
+    jobs = sorted(
+        set(
+            FhirExportPatient.objects.filter(patient_id=patient.pk).values_list("job_id", flat=True)
+        )
+    )
+    if not jobs:
+        return 0
+    FhirExportJob.objects.filter(pk__in=jobs).update(wrapped_key=None)
+    FhirExportJob.objects.filter(pk__in=jobs).delete()
+    for job_id in jobs:
+        access_record(
+            actor=Actor.system(),
+            action="fhir.export.erase",
+            patient_id=patient.pk,
+            resource_type="FhirExportJob",
+            resource_id=job_id,
+        )
+
+    def remove_files() -> None:
+        for job_id in jobs:
+            _export_files_remove(job_id)
+
+    transaction.on_commit(remove_files)
+    return len(jobs)
 
 
 def export_expire(*, now: Any = None) -> int:

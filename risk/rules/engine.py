@@ -43,6 +43,9 @@ CRISIS_CATEGORIES = (
     "imminent_intent",
 )
 CRISIS_SOURCES = ("text", "transcript")
+#: The fusion's text modalities. Diary text and a video's transcript are the same kind of signal as
+#: crisis language (words), so a mood fused from them alone cannot confirm it.
+TEXT_MODALITIES = ("diary_text", "transcript_text")
 BASELINE_SIGNALS = ("voice", "face", "mood", "text", "activity")
 #: How many signals of one kind a day keeps in the state (bounds the cost of a rule).
 DAY_SIGNALS_CAP = 20
@@ -175,12 +178,21 @@ class CrisisLanguage(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class DailyMood(Event):
-    """The fused mood of one local day, on -10 (worst) .. +10, with the fusion's confidence."""
+    """The fused mood of one local day, on -10 (worst) .. +10, with the fusion's confidence.
+
+    ``modalities`` names the fusion's contributing modalities (``diary_text``, ``self_rated``,
+    ``voice``...). ``independent_score`` is the same day fused from the contributing modalities
+    other than text (:data:`TEXT_MODALITIES`), or None when no other modality contributed: only
+    that score may confirm crisis language (text cannot confirm itself). A producer that does not
+    know its inputs sends None, and the mood then confirms nothing.
+    """
 
     kind: ClassVar[str] = "daily_mood"
     score: float
     confidence: float = 1.0
     model_version: str = ""
+    modalities: tuple[str, ...] = ()
+    independent_score: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -190,6 +202,20 @@ class DailyMood(Event):
             raise EngineError("score must be within -10 and 10")
         if not 0 <= self.confidence <= 1:
             raise EngineError("confidence must be within 0 and 1")
+        if not isinstance(self.modalities, tuple) or len(self.modalities) > 16:
+            raise EngineError("modalities must be a tuple of at most 16 ids")
+        for modality in self.modalities:
+            _ident("modalities", modality)
+        if self.independent_score is not None:
+            _finite("independent_score", self.independent_score)
+            if not -10 <= self.independent_score <= 10:
+                raise EngineError("independent_score must be within -10 and 10")
+            if not independent_modalities(self.modalities):
+                raise EngineError("independent_score needs a contributing modality other than text")
+
+    @property
+    def independent_code(self) -> str:
+        return "+".join(independent_modalities(self.modalities))
 
     @property
     def source_id(self) -> str:
@@ -301,11 +327,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 
 # --- per-patient state ---------------------------------------------------------------------------
+def independent_modalities(modalities: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The contributing modalities that are not text (so may confirm crisis language)."""
+    return tuple(m for m in modalities if m not in TEXT_MODALITIES)
+
+
 @dataclass(frozen=True)
 class MoodRef:
+    """A day's fused mood; ``independent`` is its text-free score (see :class:`DailyMood`)."""
+
     local_date: dt.date
     score: float
     confidence: float
+    independent: float | None = None
+    modalities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -492,11 +527,21 @@ def _corroborates(ref: SignalRef, params: Mapping[str, Any]) -> bool:
     return False
 
 
+def _mood_ref(
+    day: dt.date, confidence: float, independent: float | None, code: str, params: Mapping[str, Any]
+) -> SignalRef | None:
+    """The day's mood as a second signal: its text-free score only (None: text alone)."""
+    if independent is None or confidence < params["min_confidence"]:
+        return None
+    return SignalRef(DailyMood.kind, day.isoformat(), code or "independent", independent)
+
+
 def _day_mood_ref(state: PatientState, day: dt.date, params: Mapping[str, Any]) -> SignalRef | None:
     mood = state.moods.get(day)
-    if mood is None or mood.confidence < params["min_confidence"]:
+    if mood is None:
         return None
-    return SignalRef(DailyMood.kind, day.isoformat(), "fused", mood.score)
+    code = "+".join(independent_modalities(mood.modalities))
+    return _mood_ref(day, mood.confidence, mood.independent, code, params)
 
 
 def rule_double_verification(rule: Rule, event: Event, state: PatientState) -> Firing | None:
@@ -504,7 +549,11 @@ def rule_double_verification(rule: Rule, event: Event, state: PatientState) -> F
     distress, a voice or face state far below the patient's baseline, or a low fused mood.
 
     Independent means another kind of signal: two crisis-language findings never confirm each
-    other, whatever their sources. Either may arrive first.
+    other, whatever their sources, and the fused mood confirms only through the modalities other
+    than text that contributed to it (self-rated mood, voice, face, questionnaires): its
+    text-free score (:attr:`DailyMood.independent_score`) must be at or below the threshold. A
+    day whose mood comes from the diary or transcript text alone confirms nothing (the text
+    would confirm itself). Either may arrive first.
     """
     params = rule.params
     categories = params["categories"]
@@ -526,10 +575,12 @@ def rule_double_verification(rule: Rule, event: Event, state: PatientState) -> F
                 )
         return None
     if isinstance(event, DailyMood):
-        if event.confidence < params["min_confidence"]:
-            return None
-        second: SignalRef | None = SignalRef(
-            DailyMood.kind, event.local_date.isoformat(), "fused", event.score
+        second: SignalRef | None = _mood_ref(
+            event.local_date,
+            event.confidence,
+            event.independent_score,
+            event.independent_code,
+            params,
         )
     elif isinstance(event, (MediaDistress, BaselineDrop)):
         second = day_signal(event)[1]  # type: ignore[index]
@@ -741,7 +792,7 @@ def event_from_snapshot(data: Mapping[str, Any]) -> Event:
         value = data[f.name]
         if f.name in ("local_date", "last_input_date") and isinstance(value, str):
             value = dt.date.fromisoformat(value)
-        elif f.name == "span_ids" and isinstance(value, list):
+        elif f.name in ("span_ids", "modalities") and isinstance(value, list):
             value = tuple(value)
         values[f.name] = value
     try:

@@ -197,6 +197,13 @@ class ConsentOverviewSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
+    totp_code = serializers.CharField(
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        help_text="Clinicians and auditors: the current 6-digit code of their authenticator app "
+        "(the portal's second factor). Patients leave it out.",
+    )
     device_name = serializers.CharField(max_length=80, required=False, allow_blank=True)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
 from rest_framework.pagination import CursorPagination
@@ -229,10 +229,14 @@ class HelpView(PatientView):
 
     @staticmethod
     def _optional_fields(request: Request) -> dict[str, Any]:
-        """Both fields are optional and a malformed one is dropped, never a reason to refuse."""
+        """Both fields are optional and a malformed one is dropped, never a reason to refuse.
+
+        A body that cannot be read at all (bad JSON, or a form-encoded, multipart or plain-text
+        body the API has no parser for) is ignored: the press is recorded without the fields.
+        """
         try:
             raw = request.data
-        except ParseError:
+        except (ParseError, UnsupportedMediaType):
             raw = {}
         if not isinstance(raw, dict):
             raw = {}
@@ -322,6 +326,7 @@ class LoginView(GenericAPIView):
             request=request._request,
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
+            totp_code=serializer.validated_data.get("totp_code", ""),
             device_name=serializer.validated_data.get("device_name", ""),
         )
         return Response(

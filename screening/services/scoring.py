@@ -38,7 +38,13 @@ from privacy.choices import ConsentScope
 from privacy.consent import consent_has, derived_deleter_register
 from privacy.erasure import erasure_hook_register
 from risk.intake import signal_received
-from risk.rules.engine import BaselineDrop, CrisisLanguage, DailyMood, ModelAssessment
+from risk.rules.engine import (
+    TEXT_MODALITIES,
+    BaselineDrop,
+    CrisisLanguage,
+    DailyMood,
+    ModelAssessment,
+)
 from screening.batching import lost_handler_register
 from screening.choices import VideoStatus
 from screening.ml.fusion import baseline as bl
@@ -860,6 +866,14 @@ def daily_mood_recompute(*, patient: Patient, local_date: dt.date) -> DailyMoodS
         )
         if fused.score is None:
             return row
+        # Crisis language is confirmed only by what the text did not say: the day fused from
+        # the other modalities alone (None when text was all there was, or too little else).
+        independent = fu.fuse([i for i in inputs if i.modality not in TEXT_MODALITIES], config)
+        modalities = tuple(c.modality for c in fused.contributions)
+        # the engine refuses a text-free score without a text-free contribution to the day
+        independent_score = (
+            independent.score if any(m not in TEXT_MODALITIES for m in modalities) else None
+        )
         signal_received(
             patient=patient,
             event=DailyMood(
@@ -867,6 +881,8 @@ def daily_mood_recompute(*, patient: Patient, local_date: dt.date) -> DailyMoodS
                 score=fused.score,
                 confidence=fused.confidence,
                 model_version=fused.version,
+                modalities=modalities,
+                independent_score=independent_score,
             ),
         )
         z = mood_baseline_z(patient=patient, local_date=local_date, score=fused.score)

@@ -83,7 +83,7 @@ def video_submission_create(
         patient=patient, idempotency_key=idempotency_key
     ).first()
     if existing is not None:
-        return existing, False
+        return _replayed(actor=actor, video=existing), False
     consent_require_any(patient=patient, scopes=list(ANALYSIS_SCOPES))
     check_client_timestamp(client_timestamp)
     tz_name = resolve_timezone(patient=patient, tz_name=timezone_name)
@@ -125,11 +125,24 @@ def video_submission_create(
         ).first()
         if first is None:
             raise
-        return first, False
+        return _replayed(actor=actor, video=first), False
     except BaseException:
         encrypted_file_delete(name=name)
         raise
     return video, True
+
+
+def _replayed(*, actor: Actor, video: VideoSubmission) -> VideoSubmission:
+    """A retry with a known idempotency key creates nothing, but is recorded like the diary's and
+    questionnaires' replays (``video.create_replayed``)."""
+    access_record(
+        actor=actor,
+        action="video.create_replayed",
+        patient_id=video.patient_id,
+        resource_type="VideoSubmission",
+        resource_id=video.pk,
+    )
+    return video
 
 
 def _video_row_create(
@@ -714,15 +727,20 @@ def videos_cancel_without_consent(*, patient: Patient, remaining: frozenset[str]
 
 
 @derived_deleter_register(
-    ConsentScope.VOICE_ANALYSIS, ConsentScope.FACE_ANALYSIS, name="video files"
+    ConsentScope.VOICE_ANALYSIS,
+    ConsentScope.FACE_ANALYSIS,
+    ConsentScope.TEXT_ANALYSIS,
+    name="video files",
 )
 def video_files_delete_without_consent(*, patient: Patient, remaining: frozenset[str]) -> int:
     """Delete the stored video files once no remaining scope needs them.
 
     Voice and face analysis read the video, and text analysis its transcript: while any of them is
-    still granted the files stay. The encrypted files are deleted after the withdrawal commits
-    (a rolled-back withdrawal deletes nothing); the rows stay as metadata. Returns how many files
-    are deleted.
+    still granted the files stay. Registered for all three, so whichever of them is withdrawn
+    last (with ``delete_derived``) deletes the files: withdrawing voice and face first, while text
+    still needs the files, must not leave them behind for ever. The encrypted files are deleted
+    after the withdrawal commits (a rolled-back withdrawal deletes nothing); the rows stay as
+    metadata. Returns how many files are deleted.
     """
     if remaining & set(ANALYSIS_SCOPES):
         return 0

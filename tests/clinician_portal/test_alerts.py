@@ -68,6 +68,23 @@ def test_queue_order_red_first_then_deadline(portal: Portal, treating: Client) -
     assert b"Breached" in response.content  # the overdue orange one is marked
 
 
+def test_queue_puts_open_alerts_before_acknowledged_ones_of_the_same_tier(
+    portal: Portal, treating: Client
+) -> None:
+    from risk import services
+    from tests.risk.conftest import actor_for
+
+    world = portal.world
+    old = raise_help_alert(world.patient_a)
+    services.alert_acknowledge(actor=actor_for(world.clinician), alert_id=old.pk)
+    # acknowledged days ago and left unresolved: its (met) deadline is long past
+    Alert.objects.filter(pk=old.pk).update(ack_deadline=timezone.now() - dt.timedelta(days=3))
+    new = raise_help_alert(world.patient_b)
+    response = treating.get("/portal/alerts/")
+    assert _rows(response) == [str(new.pk), str(old.pk)]
+    assert [i["alert"].state for i in response.context["items"]] == ["open", "acknowledged"]
+
+
 def test_queue_filters(portal: Portal, treating: Client) -> None:
     world = portal.world
     a = raise_help_alert(world.patient_a)
@@ -170,6 +187,8 @@ def test_escalate_notifies_the_next_level(
     from risk.models import EscalationPolicy
 
     world = portal.world
+    world.colleague.user.email = "oncall@clinic.test"  # only reachable clinicians count
+    world.colleague.user.save(update_fields=["email"])
     EscalationPolicy.objects.create(organisation=world.clinic, on_call=world.colleague)
     response = treating.post(f"/portal/alerts/{red_alert.pk}/escalate")
     assert response.status_code == 302

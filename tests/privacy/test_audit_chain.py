@@ -6,6 +6,7 @@ access events (append-only), which is exactly what an attacker with database acc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import importlib
@@ -20,7 +21,7 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from privacy import chain
@@ -349,9 +350,10 @@ def test_the_first_event_deleted_is_detected(chained):
 
 @pytest.mark.parametrize(("a", "b"), [(10, 11), (4, 21)])
 def test_swapped_events_are_reported_as_reordered(chained, a, b):
-    sql(f"UPDATE {EVENTS} SET seq = -1 WHERE seq = %s", [a])  # noqa: S608
+    spare = 10**9  # a free seq to swap through (seq 0 and below are refused by the database)
+    sql(f"UPDATE {EVENTS} SET seq = %s WHERE seq = %s", [spare, a])  # noqa: S608
     sql(f"UPDATE {EVENTS} SET seq = %s WHERE seq = %s", [a, b])  # noqa: S608
-    sql(f"UPDATE {EVENTS} SET seq = %s WHERE seq = -1", [b])  # noqa: S608
+    sql(f"UPDATE {EVENTS} SET seq = %s WHERE seq = %s", [b, spare])  # noqa: S608
     result = assert_break("reordered", a, chained[b])
     assert result.first_break is not None
     assert f"written at seq {b}" in result.first_break.message
@@ -412,6 +414,70 @@ def test_an_event_beyond_the_head_is_reported(chained):
     before = AccessEvent.objects.values_list("hash", flat=True).get(seq=last - 1)
     sql(f"UPDATE {HEAD} SET seq = %s, hash = %s", [last - 1, before])  # noqa: S608
     assert_break("inserted", last, chained[last])
+
+
+# --- events at seq 0 or below (before the start of the chain) -------------------------------------
+SEQ_CHECK = "privacy_accessevent_seq_positive"
+
+
+def forge_at(seq: int) -> None:
+    """An event written by SQL at ``seq``, around :func:`access_record`."""
+    sql(
+        f"INSERT INTO {EVENTS} (seq, prev_hash, hash, occurred_at, actor_role, action, outcome, "  # noqa: S608
+        "resource_type, resource_id, reason, request_id, purpose, break_glass) VALUES "
+        "(%s, '', '', CURRENT_TIMESTAMP, 'clinician', 'diary.read', 'allowed', '', '', '', '', "
+        "'forged', %s)",
+        [seq, False],
+    )
+
+
+@contextlib.contextmanager
+def without_the_seq_check() -> Any:
+    """As on a database without the ``seq >= 1`` CHECK constraint (never added, or dropped)."""
+    if connection.vendor == "sqlite":
+        sql("PRAGMA ignore_check_constraints = ON")
+        try:
+            yield
+        finally:
+            sql("PRAGMA ignore_check_constraints = OFF")
+    else:  # dropped inside the test's transaction, so it comes back with the rollback
+        sql("SET CONSTRAINTS ALL IMMEDIATE")  # no ALTER TABLE while deferred checks are pending
+        sql(f"ALTER TABLE {EVENTS} DROP CONSTRAINT {SEQ_CHECK}")
+        sql("SET CONSTRAINTS ALL DEFERRED")
+        yield
+
+
+@pytest.mark.parametrize("seq", [0, -7])
+def test_the_database_refuses_an_event_at_seq_zero_or_below(chained, seq):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        forge_at(seq)
+    assert not AccessEvent.objects.filter(seq__lte=0).exists()
+
+
+@pytest.mark.parametrize("seq", [0, -7])
+def test_a_forged_event_at_seq_zero_or_below_is_reported(chained, seq):
+    with without_the_seq_check():
+        forge_at(seq)
+    forged = AccessEvent.objects.get(seq=seq)
+    result = assert_break("inserted", seq, forged.id)
+    assert result.first_break is not None and "before the start" in result.first_break.message
+
+
+def test_the_lowest_of_several_events_below_the_chain_is_named(chained):
+    with without_the_seq_check():
+        forge_at(0)
+        forge_at(-7)
+    assert_break("inserted", -7, AccessEvent.objects.get(seq=-7).id)
+
+
+def test_the_last_event_moved_below_the_chain_with_a_rewound_head_is_reported(chained):
+    """Hiding an event: move it to seq -1 and rewind the head to the one before it."""
+    last = max(chained)
+    before = AccessEvent.objects.values_list("hash", flat=True).get(seq=last - 1)
+    with without_the_seq_check():
+        sql(f"UPDATE {EVENTS} SET seq = -1 WHERE seq = %s", [last])  # noqa: S608
+    sql(f"UPDATE {HEAD} SET seq = %s, hash = %s", [last - 1, before])  # noqa: S608
+    assert_break("inserted", -1, chained[last])
 
 
 def assert_break_kind_only(kind: str) -> ChainVerification:

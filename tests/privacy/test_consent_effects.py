@@ -173,8 +173,12 @@ def test_registered_deleters_run_for_their_scope_and_only_when_asked(
     withdraw(client_a, TEXT, delete_derived=True)
     assert calls == [("text scores", world.patient_a.pk, frozenset({VOICE, FACE}))]
     event = AccessEvent.objects.get(action="consent.withdraw_effects")
-    assert event.purpose == "withdrawal of text_analysis; deleted derived: 4 text scores"
+    # Voice and face are still granted, so the video files stay (0).
+    assert event.purpose == (
+        "withdrawal of text_analysis; deleted derived: 4 text scores, 0 video files"
+    )
     assert {"video files", "prosody features"} <= consent.derived_deleters(VOICE).keys()
+    assert "video files" in consent.derived_deleters(TEXT)
     with pytest.raises(ValueError, match="unknown consent scope"):
         consent.derived_deleter_register("telepathy", name="x")
 
@@ -245,7 +249,45 @@ def test_video_files_are_deleted_once_no_remaining_scope_needs_them(
     assert status(queued) == ("failed", "consent_withdrawn")
 
 
-def test_text_withdrawal_with_delete_derived_keeps_the_videos(
+def test_text_withdrawal_with_delete_derived_keeps_the_videos_while_voice_needs_them(
+    world: Any,
+    client_a: Any,
+    media: MediaSet,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    video = upload(world.patient_a, media)
+    withdraw(client_a, FACE, delete_derived=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        withdraw(client_a, TEXT, delete_derived=True)
+    # Voice analysis is still granted and reads the video: the file stays.
+    assert stored(settings, video).exists()
+
+
+def test_text_withdrawn_last_with_delete_derived_deletes_the_videos(
+    world: Any,
+    client_a: Any,
+    media: MediaSet,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Voice and face withdrawn with delete_derived while text still needs the files (kept), then
+    text with delete_derived: nothing needs the files any more, so they go."""
+    video = upload(world.patient_a, media)
+    with django_capture_on_commit_callbacks(execute=True):
+        withdraw(client_a, VOICE, delete_derived=True)
+        withdraw(client_a, FACE, delete_derived=True)
+    assert stored(settings, video).exists()  # text analysis still reads the transcript
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        withdraw(client_a, TEXT, delete_derived=True)
+    assert len(callbacks) == 1
+    assert not stored(settings, video).exists()
+    assert status(video) == ("failed", "consent_withdrawn")
+    last = AccessEvent.objects.filter(action="consent.withdraw_effects").order_by("-id").first()
+    assert last is not None and "1 video files" in last.purpose
+
+
+def test_text_withdrawal_without_delete_derived_keeps_the_videos(
     world: Any,
     client_a: Any,
     media: MediaSet,
@@ -256,8 +298,7 @@ def test_text_withdrawal_with_delete_derived_keeps_the_videos(
     withdraw(client_a, VOICE)
     withdraw(client_a, FACE)
     with django_capture_on_commit_callbacks(execute=True):
-        withdraw(client_a, TEXT, delete_derived=True)
-    # Today nothing is derived under text analysis; the video is input, not text-derived data.
+        withdraw(client_a, TEXT)  # no deletion asked
     assert stored(settings, video).exists()
     assert status(video) == ("failed", "consent_withdrawn")
 

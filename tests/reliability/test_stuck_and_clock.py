@@ -83,6 +83,9 @@ def test_red_deadline_holds_across_dst_and_a_skewed_worker_clock(
     world.clinic.timezone = "America/New_York"
     world.clinic.save(update_fields=["timezone"])
     EscalationPolicy.objects.create(organisation=world.clinic, red_ack_minutes=5)
+    # an address to reach: a level with nobody reachable is skipped (risk.services._reachable)
+    world.clinician.user.email = "clinician@clinic.example"
+    world.clinician.user.save(update_fields=["email"])
     # 01:58 EST on 8 March 2026; at 02:00 the clocks jump to 03:00 EDT.
     raised = dt.datetime(2026, 3, 8, 6, 58, tzinfo=dt.UTC)
     with freeze_time(raised):

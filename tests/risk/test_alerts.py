@@ -47,8 +47,8 @@ def test_phq9_item9_raises_an_orange_alert_with_the_submission(rw):
     alert = Alert.objects.get()
     assert (alert.tier, alert.state, alert.rule_id) == ("orange", "open", "phq9_item9")
     assert alert.assigned_to == rw.clinician
-    assert alert.rule_set_version == "v1"
-    assert alert.rule_set_hash == rule_sets()["v1"].sha256
+    assert alert.rule_set_version == "v2"  # the default set
+    assert alert.rule_set_hash == rule_sets()["v2"].sha256
     assert alert.local_date == response.local_date
     # Evidence: encrypted at rest; ids and scores only (not the answers).
     assert isinstance(Alert.objects.values_list("evidence", flat=True).get(), Sealed)
@@ -56,7 +56,7 @@ def test_phq9_item9_raises_an_orange_alert_with_the_submission(rw):
     assert evidence["event"]["response_id"] == str(response.pk)
     assert evidence["event"]["item9"] == 1
     assert "answers" not in str(evidence)
-    assert evidence["rule_set"]["version"] == "v1"
+    assert evidence["rule_set"]["version"] == "v2"
     assert AlertEvidence.objects.get().dedupe_key == f"phq9_item9:{response.pk}"
     assert [t.note_code for t in AlertTransition.objects.filter(alert=alert)] == ["raised"]
     assert AccessEvent.objects.filter(action="alert.raise", resource_id=str(alert.pk)).exists()
@@ -171,10 +171,47 @@ def test_distress_on_another_local_day_leaves_crisis_yellow(rw):
 
 def test_a_low_fused_mood_the_same_day_also_confirms_crisis(rw):
     patient = rw.patient
-    intake.signal_received(patient=patient, event=DailyMood(local_date=TODAY, score=-6.5))
+    mood = DailyMood(
+        local_date=TODAY, score=-6.5, modalities=("diary_text", "self_rated"), independent_score=-7
+    )
+    intake.signal_received(patient=patient, event=mood)
     (orange, _yellow) = intake.signal_received(patient=patient, event=crisis("active_ideation"))
     assert orange.alert.tier == "orange" and orange.created
     assert Alert.objects.count() == 1  # the yellow firing joined the orange alert
+
+
+@pytest.mark.parametrize("mood_first", [True, False])
+def test_a_crisis_text_alone_is_not_confirmed_by_the_mood_made_from_it(rw, mood_first):
+    # The day's only input is the diary text: the fused mood is that text's, however low.
+    text_only = DailyMood(local_date=TODAY, score=-9, confidence=0.3, modalities=("diary_text",))
+    events = [crisis("passive_ideation"), text_only]
+    for event in reversed(events) if mood_first else events:
+        intake.signal_received(patient=rw.patient, event=event)
+    assert [(a.tier, a.rule_id) for a in active(rw.patient)] == [("yellow", "crisis_single")]
+    assert not OutboxMessage.objects.filter(recipient_kind="emergency_contact").exists()
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        # a low self-rated mood the same day (the diary text and the rating fused)
+        DailyMood(
+            local_date=TODAY,
+            score=-8.5,
+            modalities=("diary_text", "self_rated"),
+            independent_score=-8,
+        ),
+        # a distress video the same day
+        MediaDistress(local_date=TODAY, video_id="video-1", score=0.9),
+    ],
+    ids=["self_rated", "video"],
+)
+def test_the_same_text_with_an_independent_second_signal_goes_orange(rw, second):
+    intake.signal_received(patient=rw.patient, event=crisis("passive_ideation"))
+    intake.signal_received(patient=rw.patient, event=second)
+    (alert,) = active(rw.patient)
+    assert (alert.tier, alert.rule_id) == ("orange", "crisis_double_verified")
+    assert alert.evidence["corroboration"]["kind"] == second.kind
 
 
 def test_three_low_days_raise_yellow_from_stored_state(rw):
@@ -205,6 +242,10 @@ def test_a_lower_tier_signal_joins_an_active_higher_alert(rw):
         "help_button",
         "phq9_item9",
     ]
+    # An open alert under its deadline keeps it (and its chain); the attachment is recorded.
+    assert (alert.state, alert.escalation_round) == ("open", 0)
+    codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
+    assert codes == ["raised", "evidence_attached"]
 
 
 def test_one_active_alert_per_patient_and_tier_is_a_database_constraint(rw):
@@ -311,15 +352,127 @@ def test_only_the_patients_clinicians_may_handle_an_alert(rw):
     assert Alert.objects.get().state == "acknowledged"
 
 
-def test_a_deterministic_trigger_on_an_acknowledged_alert_notifies_the_assignee(rw):
+# --- re-arming: red or deterministic evidence on an alert nobody is watching ----------------------
+def _help(rw, press: str, day: dt.date = TODAY) -> None:
+    intake.signal_received(
+        patient=rw.patient, event=HelpPressed(local_date=day, help_request_id=press)
+    )
+
+
+def _user_rows(alert: Alert, step: str) -> set[str]:
+    return set(
+        OutboxMessage.objects.filter(
+            alert=alert, recipient_kind="user", idempotency_key__endswith=f":{step}"
+        ).values_list("recipient_id", flat=True)
+    )
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_plan_language_on_an_acknowledged_red_alert_reopens_it(rw, version):
+    # v1 (crisis_imminent not marked deterministic) and v2 alike: a red firing re-arms.
+    services.rule_set_select(
+        actor=Actor.system(), organisation=rw.world.clinic, version=version, threshold_overrides={}
+    )
+    _help(rw, "press-1")
+    alert = Alert.objects.get()
+    services.alert_acknowledge(actor=actor_for(rw.clinician), alert_id=alert.pk)
+    before = timezone.now()
+    (result,) = intake.signal_received(
+        patient=rw.patient,
+        event=crisis("imminent_intent", ref="diary-9", day=TODAY + dt.timedelta(days=3)),
+    )
+    assert result.attached and result.alert.pk == alert.pk
+    alert.refresh_from_db()
+    assert alert.state == "open"
+    assert (alert.escalation_level, alert.escalation_repeat, alert.escalation_round) == (0, 0, 1)
+    assert alert.acknowledged_at is None
+    # a fresh red deadline (5 minutes), and the chain runs again from level 0
+    assert before + dt.timedelta(minutes=4) < alert.ack_deadline
+    assert alert.ack_deadline <= timezone.now() + dt.timedelta(minutes=5)
+    assert alert.next_escalation_at == alert.ack_deadline
+    codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
+    assert codes == ["raised", "acknowledged", "evidence_attached", "reopened"]
+    # notified as a new red alert: the treating clinician and the on-call clinician, new keys
+    assert _user_rows(alert, "r1.0.0") == {str(rw.clinician.user_id), str(rw.on_call.user_id)}
+    assert (
+        OutboxMessage.objects.filter(alert=alert, idempotency_key__endswith=":r1.0.0")
+        .filter(state="pending")
+        .count()
+        == 2
+    )
+    assert AccessEvent.objects.filter(action="alert.reopen", resource_id=str(alert.pk)).exists()
+    # and nobody acknowledging it now escalates it (new rows, not the first round's)
+    counts = services.escalation_sweep(now=timezone.now() + dt.timedelta(minutes=6))
+    assert counts["escalated"] == 1
+    assert _user_rows(alert, "r1.1.0") == {str(rw.clinician.user_id), str(rw.member.user_id)}
+
+
+def test_a_second_help_press_on_an_acknowledged_alert_reopens_it_for_an_active_clinician(rw):
+    _help(rw, "press-1")
+    alert = Alert.objects.get()
+    services.alert_acknowledge(actor=actor_for(rw.clinician), alert_id=alert.pk)
+    rw.clinician.user.is_active = False  # the treating clinician left the clinic
+    rw.clinician.user.save()
+    _help(rw, "press-2", TODAY + dt.timedelta(days=2))
+    alert.refresh_from_db()
+    assert alert.state == "open" and alert.next_escalation_at is not None
+    assert alert.assigned_to_id == rw.on_call.pk  # given to somebody who can act
+    codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
+    assert codes[-3:] == ["evidence_attached", "reopened", "reassigned"]
+    assert _user_rows(alert, "r1.0.0") == {str(rw.on_call.user_id)}
+
+
+def test_a_deterministic_trigger_on_an_acknowledged_alert_reopens_it(rw):
     submit_phq9(rw.patient, phq9(1, 1))
     alert = Alert.objects.get()
     services.alert_acknowledge(actor=actor_for(rw.member), alert_id=alert.pk)
-    before = OutboxMessage.objects.filter(state="pending").count()
     submit_phq9(rw.patient, phq9(2, 1))
-    new = OutboxMessage.objects.filter(state="pending").exclude(idempotency_key__endswith="0.0")
-    assert OutboxMessage.objects.filter(state="pending").count() == before + 1
-    assert list(new.values_list("recipient_id", flat=True)) == [str(rw.clinician.user_id)]
+    alert.refresh_from_db()
+    assert (alert.state, alert.tier, alert.escalation_round) == ("open", "orange", 1)
+    assert alert.ack_deadline > timezone.now() + dt.timedelta(minutes=25)  # orange: 30 minutes
+    assert _user_rows(alert, "r1.0.0") == {str(rw.clinician.user_id)}  # orange: the assignee
+
+
+def test_a_non_deterministic_lower_firing_joins_an_acknowledged_alert_quietly(rw):
+    _help(rw, "press-1")
+    alert = Alert.objects.get()
+    services.alert_acknowledge(actor=actor_for(rw.clinician), alert_id=alert.pk)
+    rows = OutboxMessage.objects.count()
+    (result,) = intake.signal_received(patient=rw.patient, event=crisis("passive_ideation"))
+    assert result.attached
+    alert.refresh_from_db()
+    assert alert.state == "acknowledged" and alert.next_escalation_at is None
+    assert OutboxMessage.objects.count() == rows
+    last = AlertTransition.objects.filter(alert=alert).last()
+    assert last is not None
+    assert (last.note_code, last.from_state, last.to_state) == (
+        "evidence_attached",
+        "acknowledged",
+        "acknowledged",
+    )
+
+
+def test_a_help_press_on_an_open_alert_whose_chain_ran_out_restarts_it(rw):
+    _help(rw, "press-1")
+    alert = Alert.objects.get()
+    Alert.objects.filter(pk=alert.pk).update(next_escalation_at=None)  # chain exhausted
+    _help(rw, "press-2")
+    alert.refresh_from_db()
+    assert (alert.state, alert.escalation_round) == ("open", 1)
+    assert alert.next_escalation_at is not None
+    codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
+    assert codes == ["raised", "evidence_attached", "escalation_restarted"]
+
+
+def test_a_help_press_on_an_open_alert_under_its_deadline_keeps_it(rw):
+    _help(rw, "press-1")
+    alert = Alert.objects.get()
+    deadline = alert.next_escalation_at
+    rows = OutboxMessage.objects.count()
+    _help(rw, "press-2")
+    alert.refresh_from_db()
+    assert (alert.next_escalation_at, alert.escalation_round) == (deadline, 0)
+    assert OutboxMessage.objects.count() == rows
 
 
 # --- the help button -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,21 @@ def moods(*pairs: tuple[dt.date, float], confidence: float = 1.0) -> dict[dt.dat
     return {day: MoodRef(day, score, confidence) for day, score in pairs}
 
 
+_UNSET: Any = object()
+
+
+def mood_of(
+    day: dt.date,
+    score: float,
+    *,
+    independent: float | None = _UNSET,
+    modalities: tuple[str, ...] = ("diary_text", "self_rated"),
+) -> dict[dt.date, MoodRef]:
+    """One day's fused mood with its text-free score (by default the same as the fused score)."""
+    free = score if independent is _UNSET else independent
+    return {day: MoodRef(day, score, 1.0, free, modalities)}
+
+
 def day(n: int) -> dt.date:
     return D + dt.timedelta(days=n)
 
@@ -84,6 +100,27 @@ def test_rule_sets_load_with_a_hash_of_the_file():
         "phq9_item9",
         "phq9_total",
     }
+
+
+def test_v2_differs_from_v1_only_in_making_explicit_plan_or_intent_deterministic():
+    # v1 stays as it was (alerts raised under it keep their version and hash); v2 is the default.
+    v1 = json.loads((SETS_DIR / "v1.json").read_text())
+    v2 = json.loads((SETS_DIR / "v2.json").read_text())
+    assert v2["version"] == "v2"
+    imminent = next(r for r in v2["rules"] if r["id"] == "crisis_imminent")
+    assert imminent["deterministic"] is True
+    del imminent["deterministic"]
+    assert v2["rules"] == v1["rules"]
+    assert {r.id for r in rule_sets()["v2"].rules if r.deterministic} == {
+        "help_button",
+        "crisis_imminent",
+        "phq9_item9",
+        "phq9_total",
+    }
+    firings = evaluate(rule_sets()["v2"], crisis("imminent_intent"))
+    assert [(f.rule_id, f.tier, f.deterministic) for f in firings] == [
+        ("crisis_imminent", "red", True)
+    ]
 
 
 def test_events_are_dispatched_only_to_the_rules_that_read_them():
@@ -250,9 +287,22 @@ DISTRESS = SignalRef("media_distress", "v1", "video", 0.8)
             PatientState(corroboration=(SignalRef("baseline_drop", "mood:x", "mood", -3.0),)),
             {"crisis_single"},
         ),  # a mood baseline is not a voice/face state
-        (PatientState(moods=moods((D, -6))), {"crisis_single", "crisis_double_verified"}),
-        (PatientState(moods=moods((D, -5.9))), {"crisis_single"}),
-        (PatientState(moods=moods((day(-1), -9))), {"crisis_single"}),  # another day
+        (PatientState(moods=mood_of(D, -6)), {"crisis_single", "crisis_double_verified"}),
+        (PatientState(moods=mood_of(D, -5.9)), {"crisis_single"}),
+        (PatientState(moods=mood_of(day(-1), -9)), {"crisis_single"}),  # another day
+        # The fused mood confirms only through what was not text: a day fused from the diary
+        # text alone (no text-free score) is the crisis text confirming itself...
+        (PatientState(moods=moods((D, -9))), {"crisis_single"}),
+        (
+            PatientState(moods=mood_of(D, -9, independent=None, modalities=("diary_text",))),
+            {"crisis_single"},
+        ),
+        # ...and text dragging a fused mood down does not count: the text-free score decides.
+        (PatientState(moods=mood_of(D, -8, independent=-3)), {"crisis_single"}),
+        (
+            PatientState(moods=mood_of(D, -4, independent=-7)),
+            {"crisis_single", "crisis_double_verified"},
+        ),
         (
             PatientState(crisis=(SignalRef("crisis_language", "text:d0", "active_ideation"),)),
             {"crisis_single"},
@@ -272,8 +322,30 @@ def test_double_verification_when_crisis_arrives_second(state, expected):
             BaselineDrop(local_date=D, signal="face", z=-2.5, source_ref="v1"),
             {"crisis_double_verified", "baseline_drop"},
         ),
-        (DailyMood(local_date=D, score=-7), {"crisis_double_verified"}),
-        (DailyMood(local_date=D, score=-5), set()),
+        (
+            DailyMood(
+                local_date=D, score=-7, modalities=("diary_text", "voice"), independent_score=-7
+            ),
+            {"crisis_double_verified"},
+        ),
+        (
+            DailyMood(
+                local_date=D, score=-5, modalities=("diary_text", "voice"), independent_score=-5
+            ),
+            set(),
+        ),
+        # a mood from the text alone, or one whose text-free part is not low, confirms nothing
+        (DailyMood(local_date=D, score=-7), set()),
+        (DailyMood(local_date=D, score=-9, modalities=("diary_text", "transcript_text")), set()),
+        (
+            DailyMood(
+                local_date=D,
+                score=-7,
+                modalities=("diary_text", "self_rated"),
+                independent_score=-2,
+            ),
+            set(),
+        ),
     ],
 )
 def test_double_verification_when_the_second_signal_arrives_second(event, expected):
@@ -406,6 +478,9 @@ def test_models_may_raise_up_to_orange(suggested, expected):
         ),
         lambda: DailyMood(local_date=D, score=float("nan")),
         lambda: DailyMood(local_date=D, score=-11),
+        # a text-free score needs a contributing modality other than text
+        lambda: DailyMood(local_date=D, score=-7, modalities=("diary_text",), independent_score=-7),
+        lambda: DailyMood(local_date=D, score=-7, modalities=("self rated",)),
         lambda: MediaDistress(local_date=D, video_id="v", score=1.5),
         lambda: QuestionnaireScored(
             local_date=D, response_id="r", instrument="phq9", total=3, item9=4
@@ -422,6 +497,9 @@ def test_events_round_trip_through_their_snapshot():
     for event in (
         crisis("plan"),
         DailyMood(local_date=D, score=-3.5, confidence=0.4),
+        DailyMood(
+            local_date=D, score=-7, modalities=("diary_text", "self_rated"), independent_score=-8
+        ),
         Adherence(local_date=D, days_silent=6, active_days_before=5, last_input_date=day(-6)),
         q(12, 2),
     ):

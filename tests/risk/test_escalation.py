@@ -10,6 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from risk import services, tasks
+from risk.errors import AlertTransitionInvalid
 from risk.models import Alert, AlertTransition, EscalationPolicy, OutboxMessage
 from risk.rules.engine import CrisisLanguage, HelpPressed, QuestionnaireScored
 from tests.risk.conftest import actor_for
@@ -121,6 +122,76 @@ def test_levels_with_nobody_to_notify_are_skipped(rw):
     assert (alert.escalation_level, alert.escalation_repeat) == (3, 0)
     assert AlertTransition.objects.filter(note_code="escalation_skipped:on_call").exists()
     assert recipients(alert, 3, 0) == {str(rw.lead.user_id)}
+
+
+def _deactivate(*clinicians) -> None:
+    for clinician in clinicians:
+        clinician.user.is_active = False
+        clinician.user.save(update_fields=["is_active"])
+
+
+def test_levels_with_only_inactive_or_unreachable_clinicians_are_skipped(rw):
+    _deactivate(rw.on_call)  # left the clinic, still named in the policy
+    alert = raise_red(rw)
+    assert recipients(alert, 0, 0) == {str(rw.clinician.user_id)}  # never the inactive on-call
+    sweep(T0 + dt.timedelta(minutes=5))  # care team
+    sweep(T0 + dt.timedelta(minutes=15))  # care team again
+    sweep(T0 + dt.timedelta(minutes=25))  # the on-call level has nobody: straight to the lead
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (3, 0)
+    assert AlertTransition.objects.filter(note_code="escalation_skipped:on_call").exists()
+    assert recipients(alert, 3, 0) == {str(rw.lead.user_id)}
+    assert not OutboxMessage.objects.filter(recipient_id=str(rw.on_call.user_id)).exists()
+
+
+def test_a_level_whose_members_have_no_address_is_skipped(rw):
+    for clinician in (rw.clinician, rw.member):
+        clinician.user.email = ""
+        clinician.user.save(update_fields=["email"])
+    alert = raise_red(rw)  # red pages by webhook only if a webhook is set: none here
+    sweep(T0 + dt.timedelta(minutes=5))
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (2, 0)  # care team skipped
+    assert AlertTransition.objects.filter(note_code="escalation_skipped:care_team").exists()
+
+
+def test_a_new_alert_goes_to_an_active_treating_clinician_else_the_on_call(rw):
+    assert raise_red(rw).assigned_to_id == rw.clinician.pk
+    Alert.objects.update(state="resolved")
+    _deactivate(rw.clinician)
+    with freeze_time(T0):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient, event=HelpPressed(local_date=T0.date(), help_request_id="press-2")
+        )
+    alert = result.alert
+    assert alert.assigned_to_id == rw.on_call.pk
+    # level 0 ("treating clinician", i.e. the assignee) reaches the on-call, not the inactive one
+    assert recipients(alert, 0, 0) == {str(rw.on_call.user_id)}
+
+
+def test_an_inactive_assignee_falls_back_to_the_treating_clinician(rw):
+    alert = raise_red(rw)
+    Alert.objects.filter(pk=alert.pk).update(assigned_to=rw.member)
+    _deactivate(rw.member)
+    EscalationPolicy.objects.filter(pk=rw.policy.pk).update(
+        chain=[{"target": "treating_clinician", "delay_minutes": 5, "repeat": 1}]
+    )
+    sweep(T0 + dt.timedelta(minutes=5))
+    assert recipients(alert, 0, 1) == {str(rw.clinician.user_id)}
+
+
+def test_manual_escalation_skips_a_level_of_inactive_clinicians(rw):
+    alert = raise_red(rw)
+    _deactivate(rw.member)
+    rw.clinician.user.email = ""  # the treating clinician is the care team's other member
+    rw.clinician.user.save(update_fields=["email"])
+    with freeze_time(T0 + dt.timedelta(minutes=1)):
+        services.alert_escalate_manual(actor=actor_for(rw.on_call), alert_id=alert.pk)
+    alert.refresh_from_db()
+    assert alert.escalation_level == 2  # on call, not the unreachable care team
+    _deactivate(rw.lead)
+    with pytest.raises(AlertTransitionInvalid):  # the lead's level has nobody either
+        services.alert_escalate_manual(actor=actor_for(rw.on_call), alert_id=alert.pk)
 
 
 def test_a_clinic_configures_its_deadlines_and_chain(rw):

@@ -6,10 +6,14 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+import pyotp
 import pytest
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from clinician_portal.models import LoginThrottle, StaffTotp
+from clinician_portal.services import totp_secret_set
 from privacy.auth import token_issue
 from privacy.models import AccessEvent, ApiToken
 from tests.conftest import assert_error
@@ -310,3 +314,113 @@ def test_login_is_rate_limited_per_username_across_addresses(world, throttle_rat
     assert_error(from_address(username.upper(), PASSWORD, "10.0.0.99"), 429, "rate_limited")
     # Another user from the same addresses is not affected.
     assert from_address(world.patient_b.user.username, PASSWORD, "10.0.0.1").status_code == 201
+
+
+# --- staff: the second factor and the portal's lockout -----------------------------------------
+STAFF = ["clinician", "auditor"]
+
+
+def _staff(world: Any, who: str) -> Any:
+    return world.clinician.user if who == "clinician" else world.auditor.user
+
+
+def _enrol(user: Any) -> pyotp.TOTP:
+    secret = pyotp.random_base32()
+    totp_secret_set(user=user, secret=secret, confirmed=True)
+    return pyotp.TOTP(secret)
+
+
+@pytest.mark.parametrize("who", STAFF)
+def test_staff_get_no_token_with_the_password_alone(world, who):
+    user = _staff(world, who)
+    _enrol(user)
+    tokens_before = ApiToken.objects.count()
+    error = assert_error(login(user.username), 401, "totp_required")
+    assert "totp_code" in error["message"]
+    assert ApiToken.objects.count() == tokens_before
+
+
+def test_a_password_only_clinician_cannot_reach_fhir(world):
+    """The reviewer's path: log in with the password, then read FHIR with the token."""
+    user = world.clinician.user
+    _enrol(user)
+    response = login(user.username)
+    assert response.status_code == 401
+    assert "token" not in response.json()
+    assert APIClient().get("/fhir/QuestionnaireResponse").status_code == 401
+
+
+@pytest.mark.parametrize("who", STAFF)
+def test_staff_get_a_token_with_password_and_totp_code(world, who):
+    user = _staff(world, who)
+    totp = _enrol(user)
+    response = login(user.username, totp_code=totp.now(), device_name="EHR")
+    assert response.status_code == 201, response.content
+    token = ApiToken.objects.get(pk=response.json()["token_id"])
+    assert token.user_id == user.pk
+    resource = "QuestionnaireResponse" if who == "clinician" else "Consent"
+    assert bearer(response.json()["token"]).get(f"/fhir/{resource}").status_code == 200
+    reasons = list(
+        AccessEvent.objects.filter(action="portal.login", actor_id=user.pk)
+        .order_by("seq")
+        .values_list("reason", flat=True)
+    )
+    assert reasons == ["password_ok", "totp_ok"]
+    code = totp.now()
+    for event in AccessEvent.objects.all():
+        assert code not in _event_text(event) and PASSWORD not in _event_text(event)
+
+
+def test_a_staff_code_is_accepted_once(world):
+    user = world.clinician.user
+    code = _enrol(user).now()
+    assert login(user.username, totp_code=code).status_code == 201
+    assert_error(login(user.username, totp_code=code), 401, "login_failed")
+
+
+def test_a_staff_member_without_a_confirmed_second_factor_is_sent_to_the_portal(world):
+    user = world.clinician.user
+    totp_secret_set(user=user, secret=pyotp.random_base32(), confirmed=False)
+    assert_error(login(user.username, totp_code="123456"), 403, "totp_not_enrolled")
+    assert not ApiToken.objects.filter(user=user).exclude(name="test").exists()
+    assert StaffTotp.objects.get(user=user).confirmed_at is None  # the API never confirms
+
+
+@pytest.mark.parametrize("bad", ["password", "code"])
+def test_staff_failures_are_the_generic_401_and_count_towards_the_portal_lockout(
+    world, settings, bad
+):
+    settings.VIGIL_PORTAL_LOCKOUT_ATTEMPTS = 3
+    user = world.clinician.user
+    totp = _enrol(user)
+    for _ in range(3):
+        if bad == "password":
+            response = login(user.username, WRONG, totp_code=totp.now())
+        else:
+            response = login(user.username, totp_code="000000")
+        if response.status_code == 401:
+            assert response.json()["error"]["code"] == "login_failed"
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "locked_out"
+    assert LoginThrottle.objects.get(username=user.username.lower()).locked_until is not None
+    # Even both right factors are refused now, here and in the portal.
+    assert_error(login(user.username, totp_code=totp.now()), 429, "locked_out")
+    assert not ApiToken.objects.filter(user=user).exclude(name="test").exists()
+    portal = Client().post("/portal/login/", {"username": user.username, "password": PASSWORD})
+    assert portal.status_code == 429
+
+
+def test_a_portal_lockout_also_stops_api_logins(world, settings):
+    settings.VIGIL_PORTAL_LOCKOUT_ATTEMPTS = 2
+    user = world.auditor.user
+    totp = _enrol(user)
+    for _ in range(2):
+        Client().post("/portal/login/", {"username": user.username, "password": WRONG})
+    assert_error(login(user.username, totp_code=totp.now()), 429, "locked_out")
+
+
+def test_a_patient_needs_no_code_and_an_extra_one_changes_nothing(world):
+    user = world.patient_a.user
+    assert login(user.username).status_code == 201
+    assert login(user.username, totp_code="123456").status_code == 201
+    assert not LoginThrottle.objects.exists()

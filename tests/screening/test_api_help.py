@@ -344,6 +344,30 @@ def test_a_body_that_is_not_json_never_refuses_help(world, client_a):
     assert HelpRequest.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("idempotency_key=x&client_timestamp=y", "application/x-www-form-urlencoded"),
+        ("help", "text/plain"),
+        (
+            b'--B0UND\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--B0UND--\r\n',
+            "multipart/form-data; boundary=B0UND",
+        ),
+    ],
+    ids=["form-encoded", "text-plain", "multipart"],
+)
+def test_a_body_of_an_unsupported_media_type_never_refuses_help(
+    world, client_a, spy, data, content_type
+):
+    response = client_a.post(URL, data=data, content_type=content_type)
+    assert response.status_code == 201, response.content
+    press = HelpRequest.objects.get()
+    assert str(press.pk) == response.json()["help_request_id"]
+    assert press.idempotency_key is None
+    assert response.json()["crisis"]["emergency_number"] == "911"
+    assert [c["new_emergency"] for c in spy] == [True]
+
+
 # --- refusals --------------------------------------------------------------------------------
 def test_anonymous_cannot_press(world, anon):
     assert_error(anon.post(URL), 401, "authentication_required")

@@ -403,3 +403,25 @@ def test_a_withdrawal_in_flight_is_waited_for_and_wins(
     storing.join(20)
     assert stored == [None]
     assert not TextAnalysis.objects.filter(patient=world.patient_a).exists()
+
+
+# --- the day's mood as a second signal for crisis language -------------------------------------
+def test_a_crisis_diary_alone_is_not_confirmed_by_the_mood_made_from_it(
+    world: Any, scorer: FakeScorer
+) -> None:
+    entry = write(world, CRISIS)  # the day's only input: the mood is this text's
+    scoring.text_analysis_run(entry_id=entry.pk)
+    mood = DailyMoodScore.objects.get(patient=world.patient_a)
+    assert mood.score is not None and mood.score <= -6  # low enough to "confirm" if it could
+    alerts = Alert.objects.filter(patient=world.patient_a, state__in=["open", "acknowledged"])
+    assert [(a.tier, a.rule_id) for a in alerts] == [("yellow", "crisis_single")]
+
+
+def test_a_crisis_diary_with_a_low_self_rated_mood_is_confirmed(
+    world: Any, scorer: FakeScorer
+) -> None:
+    entry = write(world, CRISIS, mood=1)  # the patient's own rating: another kind of signal
+    scoring.text_analysis_run(entry_id=entry.pk)
+    alerts = Alert.objects.filter(patient=world.patient_a, state__in=["open", "acknowledged"])
+    assert [(a.tier, a.rule_id) for a in alerts] == [("orange", "crisis_double_verified")]
+    assert alerts[0].evidence["corroboration"]["code"] == "self_rated"

@@ -211,6 +211,64 @@ def test_retry_with_the_same_key_returns_the_first_video(
     assert files_under(settings.FILE_UPLOAD_TEMP_DIR) == []
 
 
+def test_a_replayed_upload_is_audited(world: Any, client_a: Any, media: MediaSet) -> None:
+    key = new_key()
+    first = upload(client_a, media.good_mp4, key=key)
+    retry = upload(client_a, media.good_mp4, key=key)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    video_id = first.json()["id"]
+    created = AccessEvent.objects.filter(action="video.create", resource_id=video_id)
+    replayed = AccessEvent.objects.filter(action="video.create_replayed", resource_id=video_id)
+    assert (created.count(), replayed.count()) == (1, 1)
+    event = replayed.get()
+    assert (event.patient_id, event.actor_id, event.outcome) == (
+        world.patient_a.pk,
+        world.patient_a.user_id,
+        "allowed",
+    )
+    assert event.resource_type == "VideoSubmission"
+
+
+def test_a_replay_that_lost_the_race_is_audited(
+    world: Any, media: MediaSet, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uploads with one key at once: the second finds no row, then loses on the unique key."""
+    from django.utils import timezone
+
+    actor = Actor(user_id=world.patient_a.user_id, role="patient")
+    key = uuid.uuid4()
+    real_check = video_services.check_client_timestamp
+    winner: list[VideoSubmission] = []
+
+    def competitor_commits_first(value: Any) -> None:
+        monkeypatch.setattr(video_services, "check_client_timestamp", real_check)
+        video, created = video_services.video_submission_create(
+            actor=actor,
+            patient=world.patient_a,
+            idempotency_key=key,
+            upload_path=media.good_mp4,
+            client_timestamp=timezone.now(),
+        )
+        assert created
+        winner.append(video)
+        real_check(value)
+
+    monkeypatch.setattr(video_services, "check_client_timestamp", competitor_commits_first)
+    video, created = video_services.video_submission_create(
+        actor=actor,
+        patient=world.patient_a,
+        idempotency_key=key,
+        upload_path=media.good_mp4,
+        client_timestamp=timezone.now(),
+    )
+    assert not created and video.pk == winner[0].pk
+    assert VideoSubmission.objects.count() == 1
+    assert len(files_under(settings.VIGIL_MEDIA_ROOT)) == 1
+    assert AccessEvent.objects.filter(
+        action="video.create_replayed", resource_id=str(video.pk)
+    ).exists()
+
+
 def test_same_key_for_another_patient_is_independent(
     client_a: Any, client_b: Any, media: MediaSet
 ) -> None:
