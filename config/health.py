@@ -30,9 +30,27 @@ def readiness(request: HttpRequest) -> JsonResponse:
     except Exception:
         checks["broker"] = "unavailable"
     ready = checks["database"] == "ok"
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    if ready:
+        checks["escalation"] = _escalation_check()
+    status = "ok" if ready else "unavailable"
+    if ready and "degraded" in checks.values():
+        status = "degraded"  # still serving (200); an operator must act
+    return JsonResponse({"status": status, "checks": checks}, status=200 if ready else 503)
+
+
+def _escalation_check() -> str:
+    """ "degraded" while an open alert has nobody in its escalation chain reachable (the alert
+    ids are in the error log and the admin; no count or id here, the probe is unauthenticated)."""
+    try:
+        from risk.choices import AlertState
+        from risk.models import Alert
+
+        stalled = Alert.objects.filter(
+            state=AlertState.OPEN, unreachable_since__isnull=False
+        ).exists()
+    except Exception:
+        return "unavailable"
+    return "degraded" if stalled else "ok"
 
 
 @require_GET

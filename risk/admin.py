@@ -85,11 +85,15 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("updated_at", "updated_by")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a deletion would bypass the recorded change (PolicyChange)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
         return (*fields, "organisation") if obj is not None else fields
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # The form ran the model's validators (the bounds); the service records and audits.
         services.escalation_policy_save(actor=Actor.from_request(request), policy=obj)
 
 
@@ -178,3 +182,13 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 @admin.register(models.RuleSetChange)
 class RuleSetChangeAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "organisation", "actor")
+
+
+@admin.register(models.PolicyChange)
+class PolicyChangeAdmin(ReadOnlyAdmin):
+    """Every escalation-policy change: who, when, the values before and after."""
+
+    list_display = ("created_at", "organisation", "actor")
+    list_filter = ("organisation",)
+    fields = ("created_at", "organisation", "actor", "before", "after")
+    readonly_fields = fields

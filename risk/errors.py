@@ -30,3 +30,7 @@ class ResolutionIncomplete(ValidationFailed):
 
 class RuleSetInvalid(ValidationFailed):
     default_message = "The rule set selection is invalid."
+
+
+class EscalationPolicyInvalid(ValidationFailed):
+    default_message = "The escalation policy is invalid; nothing was saved."

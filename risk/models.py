@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -61,6 +62,23 @@ DEFAULT_EMERGENCY_CONTACT_MESSAGE = (
 )
 
 
+#: Bounds of a clinic's escalation policy (minutes). A red alert must reach a second person within
+#: a quarter of an hour; orange within the working half-day; a level waits at most 4 hours.
+RED_ACK_MINUTES = (1, 15)
+ORANGE_ACK_MINUTES = (5, 240)
+CHAIN_DELAY_MINUTES = (1, 240)
+#: Yellow alerts are due the next working day at a time of day: it must be within working hours.
+YELLOW_ACK_TIMES = (dt.time(6, 0), dt.time(20, 0))
+
+
+def validate_yellow_ack_time(value: Any) -> None:
+    low, high = YELLOW_ACK_TIMES
+    if not isinstance(value, dt.time) or not low <= value.replace(tzinfo=None) <= high:
+        raise ValidationError(
+            f"Must be a time of day from {low:%H:%M} to {high:%H:%M} (clinic time)."
+        )
+
+
 def validate_chain(value: Any) -> None:
     if not isinstance(value, list) or not value:
         raise ValidationError("The chain must be a non-empty list of levels.")
@@ -70,8 +88,9 @@ def validate_chain(value: Any) -> None:
         if level["target"] not in ChainTarget.values:
             raise ValidationError(f"Level {i}: unknown target.")
         delay, repeat = level["delay_minutes"], level["repeat"]
-        if isinstance(delay, bool) or not isinstance(delay, int) or not 1 <= delay <= 7 * 24 * 60:
-            raise ValidationError(f"Level {i}: delay_minutes must be 1 to 10080.")
+        low, high = CHAIN_DELAY_MINUTES
+        if isinstance(delay, bool) or not isinstance(delay, int) or not low <= delay <= high:
+            raise ValidationError(f"Level {i}: delay_minutes must be {low} to {high}.")
         if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= 10:
             raise ValidationError(f"Level {i}: repeat must be 0 to 10.")
 
@@ -153,15 +172,32 @@ class RuleSetChange(AppendOnlyModel):
 
 
 class EscalationPolicy(models.Model):
-    """A clinic's acknowledgement deadlines, escalation chain and notification choices."""
+    """A clinic's acknowledgement deadlines, escalation chain and notification choices. Changes
+    go through ``risk.services.escalation_policy_save`` (validated within the bounds above,
+    recorded in :class:`PolicyChange`, audited)."""
 
     organisation = models.OneToOneField(
         "screening.Organisation", on_delete=models.PROTECT, related_name="escalation_policy"
     )
-    red_ack_minutes = models.PositiveIntegerField(default=5)
-    orange_ack_minutes = models.PositiveIntegerField(default=30)
+    red_ack_minutes = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(RED_ACK_MINUTES[0]), MaxValueValidator(RED_ACK_MINUTES[1])],
+        help_text=f"Minutes, {RED_ACK_MINUTES[0]} to {RED_ACK_MINUTES[1]}.",
+    )
+    orange_ack_minutes = models.PositiveIntegerField(
+        default=30,
+        validators=[
+            MinValueValidator(ORANGE_ACK_MINUTES[0]),
+            MaxValueValidator(ORANGE_ACK_MINUTES[1]),
+        ],
+        help_text=f"Minutes, {ORANGE_ACK_MINUTES[0]} to {ORANGE_ACK_MINUTES[1]}.",
+    )
     #: Yellow alerts are due on the next working day at this time, in the clinic's time zone.
-    yellow_ack_time = models.TimeField(default=dt.time(10, 0))
+    yellow_ack_time = models.TimeField(
+        default=dt.time(10, 0),
+        validators=[validate_yellow_ack_time],
+        help_text="Yellow alerts are due the next working day at this time (06:00 to 20:00).",
+    )
     working_weekdays = models.JSONField(
         default=default_working_weekdays, validators=[validate_weekdays]
     )
@@ -209,6 +245,28 @@ class EscalationPolicy(models.Model):
         return self.red_ack_minutes if tier == Tier.RED else self.orange_ack_minutes
 
 
+class PolicyChange(AppendOnlyModel):
+    """One change of a clinic's escalation policy: who, when, before and after (no patient
+    data; clinicians by id)."""
+
+    id = models.BigAutoField(primary_key=True)
+    organisation = models.ForeignKey(
+        "screening.Organisation", on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"escalation policy change {self.pk}"
+
+
 class Alert(models.Model):
     """One alert: a tier for a patient, with the rule set and rule that raised it."""
 
@@ -233,10 +291,14 @@ class Alert(models.Model):
     ack_deadline = models.DateTimeField()
     escalation_level = models.PositiveSmallIntegerField(default=0)
     escalation_repeat = models.PositiveSmallIntegerField(default=0)
-    #: How many times a red or deterministic firing put the alert back under a deadline (the
-    #: chain then starts again from level 0; the round keys its notifications apart).
+    #: How many times the alert was put back under a deadline, by a red or deterministic firing
+    #: or because its chain ran out unacknowledged (the chain then starts again from level 0;
+    #: the round keys its notifications apart).
     escalation_round = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True)
+    #: Set while no level of the chain (and, for red, not the on-call clinician) has anybody
+    #: reachable: the sweeper re-checks on every run and the portal and ``/readyz`` show it.
+    unreachable_since = models.DateTimeField(null=True, blank=True)
     superseded_by = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
     )

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -49,7 +50,13 @@ from risk.choices import (
     RecipientKind,
     Tier,
 )
-from risk.errors import AlertNotFound, AlertTransitionInvalid, ResolutionIncomplete, RuleSetInvalid
+from risk.errors import (
+    AlertNotFound,
+    AlertTransitionInvalid,
+    EscalationPolicyInvalid,
+    ResolutionIncomplete,
+    RuleSetInvalid,
+)
 from risk.models import (
     Alert,
     AlertEvidence,
@@ -57,6 +64,7 @@ from risk.models import (
     EscalationPolicy,
     OutboxMessage,
     PatientDaySignals,
+    PolicyChange,
     RuleSetChange,
     RuleSetSelection,
     default_chain,
@@ -180,16 +188,58 @@ def escalation_policy_for(*, organisation: Organisation) -> EscalationPolicy:
     return policy or EscalationPolicy(organisation=organisation)
 
 
+_POLICY_FIELDS = (
+    "red_ack_minutes",
+    "orange_ack_minutes",
+    "yellow_ack_time",
+    "working_weekdays",
+    "non_working_dates",
+    "chain",
+    "on_call_id",
+    "clinical_lead_id",
+    "page_tiers",
+    "emergency_contact_tiers",
+    "emergency_contact_message",
+)
+
+
+def _policy_values(policy: EscalationPolicy) -> dict[str, Any]:
+    values = {name: getattr(policy, name) for name in _POLICY_FIELDS}
+    values["yellow_ack_time"] = policy.yellow_ack_time.isoformat(timespec="minutes")
+    return values
+
+
 def escalation_policy_save(*, actor: Actor, policy: EscalationPolicy) -> EscalationPolicy:
+    """Save a clinic's escalation policy: validated (bounds: ``risk.models.RED_ACK_MINUTES`` and
+    the others; nothing is saved otherwise, :class:`EscalationPolicyInvalid`), recorded with
+    before and after values and the actor (:class:`PolicyChange`) and audited."""
     with transaction.atomic():
-        policy.full_clean()
+        stored = (
+            EscalationPolicy.objects.select_for_update().filter(pk=policy.pk).first()
+            if policy.pk
+            else None
+        )
+        before = _policy_values(stored) if stored is not None else {}
+        try:
+            policy.full_clean(exclude=["updated_by"])
+        except DjangoValidationError as exc:
+            raise EscalationPolicyInvalid(fields=exc.message_dict) from None
         policy.updated_by_id = actor.user_id
         policy.save()
+        after = _policy_values(policy)
+        change = PolicyChange.objects.create(
+            organisation_id=policy.organisation_id,
+            actor_id=actor.user_id,
+            before=before,
+            after=after,
+        )
+        changed = sorted(name for name in after if before.get(name) != after[name])
         access_record(
             actor=actor,
             action="risk.policy_change",
             resource_type="EscalationPolicy",
             resource_id=policy.pk,
+            purpose=f"change {change.pk}: {', '.join(changed) or 'none'}"[:200],
         )
     return policy
 
@@ -329,8 +379,9 @@ def alert_raise(
       evidence (an ``AlertEvidence`` row and an ``evidence_attached`` transition).
     - **Re-arming.** A red firing or a deterministic one (help button, explicit plan/imminent
       intent, PHQ-9 item 9 or total) never joins an alert that is not under a deadline: if the
-      alert is *acknowledged* it goes back to ``open`` (``reopened``), and if it is open with its
-      chain exhausted it restarts (``escalation_restarted``). Either way it gets a fresh
+      alert is *acknowledged* it goes back to ``open`` (``reopened``), and if it is open with no
+      next escalation (a row left exhausted before chains restarted by themselves, see
+      :func:`alert_escalate`) it restarts (``escalation_restarted``). Either way it gets a fresh
       acknowledgement deadline of the alert's tier, the chain starts again from level 0 (a new
       escalation round, so its notifications have new keys), level 0 is notified as for a new
       alert of that tier (the assignee, for red also the on-call clinician, and the emergency
@@ -438,20 +489,30 @@ def _assignee_for(*, patient: Patient, policy: EscalationPolicy) -> int | None:
     return next((pk for pk in candidates if pk in active), None)
 
 
-def _alert_rearm(*, alert: Alert, patient: Patient, actor: Actor, now: dt.datetime) -> None:
+def _alert_rearm(
+    *, alert: Alert, patient: Patient, actor: Actor, now: dt.datetime, restart: bool = False
+) -> None:
     """Put an active alert back under a deadline (see :func:`alert_raise`): ``open``, a fresh
     deadline of its tier, a new escalation round from level 0, level 0 notified as for a new
-    alert. Inside the caller's transaction, with the alert row locked."""
+    alert. Inside the caller's transaction, with the alert row locked.
+
+    ``restart``: the chain ran out with nobody acknowledging (:func:`alert_escalate`). The
+    acknowledgement deadline stays (the portal keeps showing it breached); the next step is due
+    after the tier's acknowledgement period from now; level 0 is notified (the assignee, for red
+    also the on-call clinician) but not the emergency contact again (no new signal came in); if
+    level 0 has nobody reachable the next sweep moves on at once."""
     policy = escalation_policy_for(organisation=patient.organisation)
     previous = alert.state
     deadline = ack_deadline(tier=alert.tier, policy=policy, raised_at=now)
     alert.state = AlertState.OPEN
     alert.acknowledged_at = None  # the earlier acknowledgement stays in the transitions
     alert.acknowledged_by = None
-    alert.ack_deadline = deadline
+    if not restart:
+        alert.ack_deadline = deadline
     alert.next_escalation_at = deadline
     alert.escalation_level = alert.escalation_repeat = 0
     alert.escalation_round += 1
+    alert.unreachable_since = None
     assignee = alert.assigned_to
     reassigned = False
     if assignee is None or not assignee.user.is_active:
@@ -469,6 +530,7 @@ def _alert_rearm(*, alert: Alert, patient: Patient, actor: Actor, now: dt.dateti
             "escalation_level",
             "escalation_repeat",
             "escalation_round",
+            "unreachable_since",
             "assigned_to",
             "updated_at",
         ]
@@ -490,10 +552,22 @@ def _alert_rearm(*, alert: Alert, patient: Patient, actor: Actor, now: dt.dateti
             code="reassigned",
             level=0,
         )
-    _notify_raised(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
+    _notify_raised(
+        alert=alert,
+        patient=patient,
+        policy=policy,
+        actor=actor,
+        now=now,
+        emergency_contact=not restart,
+    )
+    if restart and not _reachable(
+        user_ids=_raised_users(alert=alert, policy=policy), tier=alert.tier, policy=policy
+    ):
+        alert.next_escalation_at = now  # nobody at level 0: on to the next level next sweep
+        alert.save(update_fields=["next_escalation_at", "updated_at"])
     access_record(
         actor=actor,
-        action="alert.reopen",
+        action="alert.escalation_restart" if restart else "alert.reopen",
         patient_id=patient.pk,
         resource_type="Alert",
         resource_id=alert.pk,
@@ -764,6 +838,90 @@ def _step_key(alert: Alert, level: int, repeat: int) -> str:
     return step if alert.escalation_round == 0 else f"r{alert.escalation_round}.{step}"
 
 
+#: How often an alert with nobody reachable is checked again (the sweeper's beat interval), so a
+#: clinician added or given an address later is reached without waiting for a deadline.
+UNREACHABLE_RECHECK = dt.timedelta(seconds=30)
+
+
+def _step_find(
+    *,
+    alert: Alert,
+    chain: list[dict[str, Any]],
+    policy: EscalationPolicy,
+    step: tuple[int, int] | None,
+    actor: Actor,
+) -> tuple[tuple[int, int] | None, list[int]]:
+    """From ``step`` on, the first step whose level has somebody reachable, and its users;
+    levels passed over are recorded (``escalation_skipped:<target>``). ``(None, [])``: none."""
+    while step is not None:
+        found = _level_reachable(alert=alert, target=chain[step[0]]["target"], policy=policy)
+        if found is not None:
+            return step, found
+        _transition(
+            alert=alert,
+            actor=actor,
+            from_state=AlertState.OPEN,
+            to_state=AlertState.OPEN,
+            code=f"escalation_skipped:{chain[step[0]]['target']}",
+            level=step[0],
+        )
+        step = _next_step(chain, step[0], chain[step[0]]["repeat"])
+    return None, []
+
+
+def _anybody_reachable(
+    *, alert: Alert, chain: list[dict[str, Any]], policy: EscalationPolicy
+) -> bool:
+    """Whether a new round could reach anybody: level 0 (with, for red, the on-call clinician)
+    or any level of the chain."""
+    if _reachable(
+        user_ids=_raised_users(alert=alert, policy=policy), tier=alert.tier, policy=policy
+    ):
+        return True
+    targets = dict.fromkeys(level["target"] for level in chain)
+    return any(
+        _level_reachable(alert=alert, target=target, policy=policy) is not None
+        for target in targets
+    )
+
+
+def _alert_unreachable(*, alert: Alert, actor: Actor, now: dt.datetime) -> None:
+    """Nobody in the whole chain can be reached: the alert stays open and is checked again on
+    every sweep. The first time it is flagged (``unreachable_since``), recorded
+    (``escalation_unreachable``), audited and logged as an error (ids only)."""
+    first = alert.unreachable_since is None
+    if first:
+        alert.unreachable_since = now
+    alert.next_escalation_at = now + UNREACHABLE_RECHECK
+    alert.save(update_fields=["unreachable_since", "next_escalation_at", "updated_at"])
+    if not first:
+        return
+    _transition(
+        alert=alert,
+        actor=actor,
+        from_state=AlertState.OPEN,
+        to_state=AlertState.OPEN,
+        code="escalation_unreachable",
+        level=alert.escalation_level,
+    )
+    access_record(
+        actor=actor,
+        action="alert.escalation_unreachable",
+        patient_id=alert.patient_id,
+        resource_type="Alert",
+        resource_id=alert.pk,
+        reason=f"round {alert.escalation_round}",
+    )
+    logger.error(
+        "alert %s (organisation %s, %s): nobody in the escalation chain is reachable; "
+        "re-checking every %ss",
+        alert.pk,
+        alert.organisation_id,
+        alert.tier,
+        int(UNREACHABLE_RECHECK.total_seconds()),
+    )
+
+
 def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
     """Take one escalation step if the alert is open and past its next deadline.
 
@@ -771,7 +929,13 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
     sweep (or a concurrent one) finds the deadline moved and does nothing; the outbox rows of a
     step have unique keys per (alert, recipient, channel, round, level.repeat). Levels with
     nobody reachable to notify (none set, or only inactive accounts or ones without an address)
-    are skipped. After the last level the alert stays open with no further deadline.
+    are skipped.
+
+    An unacknowledged alert never goes quiet. When the chain runs out (the last level's delay has
+    passed), a new round starts from the top (:func:`_alert_rearm` with ``restart``:
+    ``escalation_restarted``, new notification keys), for every tier. When no level has
+    anybody reachable at all, the alert is flagged (``escalation_unreachable``, an error log) and
+    checked again on every sweep (:data:`UNREACHABLE_RECHECK`) until somebody is, then restarts.
     """
     now = now or timezone.now()
     actor = Actor.system()
@@ -785,34 +949,18 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
             return False
         policy = escalation_policy_for(organisation=alert.patient.organisation)
         chain = _chain(policy)
-        step = _next_step(chain, alert.escalation_level, alert.escalation_repeat)
+        step: tuple[int, int] | None = None
         users: list[int] = []
-        while step is not None:
-            found = _level_reachable(alert=alert, target=chain[step[0]]["target"], policy=policy)
-            if found is not None:
-                users = found
-                break
-            _transition(
-                alert=alert,
-                actor=actor,
-                from_state=AlertState.OPEN,
-                to_state=AlertState.OPEN,
-                code=f"escalation_skipped:{chain[step[0]]['target']}",
-                level=step[0],
+        if alert.unreachable_since is None:  # a flagged alert only re-checks the whole chain
+            step = _next_step(chain, alert.escalation_level, alert.escalation_repeat)
+            step, users = _step_find(
+                alert=alert, chain=chain, policy=policy, step=step, actor=actor
             )
-            step = _next_step(chain, step[0], chain[step[0]]["repeat"])
         if step is None:
-            alert.next_escalation_at = None
-            alert.save(update_fields=["next_escalation_at", "updated_at"])
-            _transition(
-                alert=alert,
-                actor=actor,
-                from_state=AlertState.OPEN,
-                to_state=AlertState.OPEN,
-                code="escalation_exhausted",
-                level=alert.escalation_level,
-            )
-            logger.warning("alert %s: escalation chain exhausted, still open", alert.pk)
+            if _anybody_reachable(alert=alert, chain=chain, policy=policy):
+                _alert_rearm(alert=alert, patient=alert.patient, actor=actor, now=now, restart=True)
+            else:
+                _alert_unreachable(alert=alert, actor=actor, now=now)
             return True
         level, repeat = step
         _escalation_step_take(
@@ -869,10 +1017,17 @@ def _escalation_step_take(
         now=now,
     )
     alert.escalation_level, alert.escalation_repeat = level, repeat
+    alert.unreachable_since = None  # somebody was reached
     if alert.state == AlertState.OPEN:
         alert.next_escalation_at = now + dt.timedelta(minutes=int(chain[level]["delay_minutes"]))
     alert.save(
-        update_fields=["escalation_level", "escalation_repeat", "next_escalation_at", "updated_at"]
+        update_fields=[
+            "escalation_level",
+            "escalation_repeat",
+            "next_escalation_at",
+            "unreachable_since",
+            "updated_at",
+        ]
     )
     access_record(
         actor=actor,
@@ -978,12 +1133,24 @@ def _outbox_users(
             )
 
 
-def _notify_raised(
-    *, alert: Alert, patient: Patient, policy: EscalationPolicy, actor: Actor, now: dt.datetime
-) -> None:
+def _raised_users(*, alert: Alert, policy: EscalationPolicy) -> list[int]:
+    """Level 0's users: the assignee (or treating clinician); a red alert also pages on-call."""
     users = _target_users(alert=alert, target=ChainTarget.TREATING_CLINICIAN, policy=policy)
-    if alert.tier == Tier.RED:  # a red alert also pages the on-call clinician
+    if alert.tier == Tier.RED:
         users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
+    return users
+
+
+def _notify_raised(
+    *,
+    alert: Alert,
+    patient: Patient,
+    policy: EscalationPolicy,
+    actor: Actor,
+    now: dt.datetime,
+    emergency_contact: bool = True,
+) -> None:
+    users = _raised_users(alert=alert, policy=policy)
     _outbox_users(
         alert=alert,
         user_ids=users,
@@ -993,7 +1160,7 @@ def _notify_raised(
         step=_step_key(alert, 0, 0),
         now=now,
     )
-    if alert.tier in (policy.emergency_contact_tiers or []):
+    if emergency_contact and alert.tier in (policy.emergency_contact_tiers or []):
         _notify_emergency_contact(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
 
 

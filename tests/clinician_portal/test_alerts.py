@@ -295,3 +295,18 @@ def test_escalate_and_reassign_lock_the_alert_row_only(
     ]
     assert len(alert_locks) >= 2
     assert all('FOR UPDATE OF "risk_alert"' in sql for sql in alert_locks), alert_locks
+
+
+def test_alert_page_flags_an_alert_nobody_in_the_chain_can_reach(
+    treating: Client, red_alert: Alert
+) -> None:
+    from risk import services
+
+    # The portal world's clinicians have no e-mail address and the clinic no on-call or lead.
+    assert services.alert_escalate(alert_id=red_alert.pk, now=red_alert.ack_deadline)
+    red_alert.refresh_from_db()
+    assert red_alert.unreachable_since is not None and red_alert.next_escalation_at is not None
+    response = treating.get(f"/portal/alerts/{red_alert.pk}")
+    assert response.status_code == 200
+    assert b'id="alert-unreachable"' in response.content
+    assert b"escalation_unreachable" in response.content  # in the history too

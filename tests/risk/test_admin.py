@@ -103,3 +103,65 @@ def test_alerts_are_read_only_in_the_admin_and_show_no_encrypted_content(rw, adm
     assert b"response_id" not in page.content  # the evidence is not rendered
     assert client.get("/admin/risk/alert/add/").status_code == 403
     assert client.get("/admin/risk/outboxmessage/").status_code == 200
+
+
+def _policy_form(rw: Any, **changes: Any) -> dict[str, Any]:
+    return {
+        "organisation": rw.world.clinic.pk,
+        "red_ack_minutes": 5,
+        "orange_ack_minutes": 30,
+        "yellow_ack_time": "10:00",
+        "working_weekdays": "[0, 1, 2, 3, 4]",
+        "non_working_dates": "[]",
+        "chain": '[{"target": "care_team", "delay_minutes": 5, "repeat": 1}]',
+        "on_call": rw.on_call.pk,
+        "clinical_lead": rw.lead.pk,
+        "page_tiers": '["red", "orange"]',
+        "emergency_contact_tiers": '["orange"]',
+        "emergency_contact_message": "Please call {clinic}.",
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("red_ack_minutes", 1_000_000, b"less than or equal to 15"),
+        ("red_ack_minutes", 0, b"greater than or equal to 1"),
+        ("orange_ack_minutes", 241, b"less than or equal to 240"),
+        ("orange_ack_minutes", 4, b"greater than or equal to 5"),
+        ("yellow_ack_time", "03:00", b"06:00 to 20:00"),
+        (
+            "chain",
+            '[{"target": "care_team", "delay_minutes": 241, "repeat": 1}]',
+            b"delay_minutes must be 1 to 240",
+        ),
+    ],
+)
+def test_the_admin_refuses_a_policy_out_of_bounds(rw, admin_client, field, value, message):
+    from risk.models import PolicyChange
+
+    client, _ = admin_client
+    url = f"/admin/risk/escalationpolicy/{rw.policy.pk}/change/"
+    response = client.post(url, _policy_form(rw, **{field: value}))
+    assert response.status_code == 200 and message in response.content
+    rw.policy.refresh_from_db()
+    assert (rw.policy.red_ack_minutes, rw.policy.orange_ack_minutes) == (5, 30)
+    assert not PolicyChange.objects.exists()
+    assert not AccessEvent.objects.filter(action="risk.policy_change").exists()
+
+
+def test_an_admin_policy_change_is_recorded_and_shown_to_auditors(rw, admin_client):
+    from risk.models import PolicyChange
+
+    client, user = admin_client
+    url = f"/admin/risk/escalationpolicy/{rw.policy.pk}/change/"
+    assert client.post(url, _policy_form(rw, red_ack_minutes=10)).status_code == 302
+    change = PolicyChange.objects.get()
+    assert change.actor == user and change.organisation == rw.world.clinic
+    assert (change.before["red_ack_minutes"], change.after["red_ack_minutes"]) == (5, 10)
+    assert change.after["chain"] == [{"target": "care_team", "delay_minutes": 5, "repeat": 1}]
+    assert client.get("/admin/risk/policychange/").status_code == 200
+    page = client.get(f"/admin/risk/policychange/{change.pk}/change/")
+    assert page.status_code == 200 and b"red_ack_minutes" in page.content
+    assert client.get(f"/admin/risk/escalationpolicy/{rw.policy.pk}/delete/").status_code == 403

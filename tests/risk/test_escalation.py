@@ -9,6 +9,7 @@ import zoneinfo
 import pytest
 from freezegun import freeze_time
 
+from privacy.models import AccessEvent
 from risk import services, tasks
 from risk.errors import AlertTransitionInvalid
 from risk.models import Alert, AlertTransition, EscalationPolicy, OutboxMessage
@@ -71,7 +72,11 @@ def test_red_escalates_through_every_level_with_each_delay_and_repeat(rw):
     assert alert.next_escalation_at == T0 + dt.timedelta(minutes=100)
     assert sweep(T0 + dt.timedelta(minutes=100))["escalated"] == 1
     alert.refresh_from_db()
-    assert alert.next_escalation_at is None and alert.state == "open"
+    # The chain ran out unacknowledged: a new round from the top, never silence.
+    assert alert.state == "open"
+    assert (alert.escalation_round, alert.escalation_level, alert.escalation_repeat) == (1, 0, 0)
+    assert alert.next_escalation_at == T0 + dt.timedelta(minutes=105)
+    assert alert.ack_deadline == T0 + dt.timedelta(minutes=5)  # still shown as breached
     codes = list(AlertTransition.objects.filter(alert=alert).values_list("note_code", flat=True))
     assert codes == [
         "raised",
@@ -83,12 +88,19 @@ def test_red_escalates_through_every_level_with_each_delay_and_repeat(rw):
         "escalated:clinical_lead:0",
         "escalated:clinical_lead:1",
         "escalated:clinical_lead:2",
-        "escalation_exhausted",
+        "escalation_restarted",
     ]
-    assert sweep(T0 + dt.timedelta(days=1))["due"] == 0
-    # Every outbox row is unique per (alert, recipient, channel, level.repeat).
+    assert AccessEvent.objects.filter(
+        action="alert.escalation_restart", resource_id=str(alert.pk), reason="round 1"
+    ).exists()
+    # Every outbox row is unique per (alert, recipient, channel, round, level.repeat); the new
+    # round's level 0 (treating clinician and, for red, on call) has new keys.
     keys = list(OutboxMessage.objects.values_list("idempotency_key", flat=True))
-    assert len(keys) == len(set(keys)) == 2 + 2 * 2 + 3 + 3
+    assert len(keys) == len(set(keys)) == 2 + 2 * 2 + 3 + 3 + 2
+    assert {k.split(":")[2] for k in keys if k.endswith(":r1.0.0")} == {
+        str(rw.clinician.user_id),
+        str(rw.on_call.user_id),
+    }
 
 
 def test_a_sweep_run_twice_or_concurrently_creates_no_duplicates(rw):
@@ -215,9 +227,10 @@ def test_a_clinic_configures_its_deadlines_and_chain(rw):
         sweep(T0 + dt.timedelta(minutes=minute))
         alert.refresh_from_db()
         steps.append((alert.escalation_level, alert.escalation_repeat))
-    assert steps == [(0, 1), (0, 2), (1, 0), (1, 0)]
+    assert steps == [(0, 1), (0, 2), (1, 0), (0, 0)]  # after the lead: round 2 from the top
     alert.refresh_from_db()
-    assert alert.next_escalation_at is None  # exhausted after the lead
+    assert alert.escalation_round == 1
+    assert alert.next_escalation_at == T0 + dt.timedelta(minutes=25 + 12)  # orange's 12 minutes
 
 
 @pytest.mark.parametrize(
@@ -267,6 +280,149 @@ def test_a_yellow_alert_escalates_after_its_working_day_deadline(rw):
     assert alert.escalation_level == 1
 
 
+def _until_restart(alert: Alert, limit: int = 20) -> list[tuple[int, int]]:
+    """Sweep at each next deadline until a new round starts; the steps taken on the way."""
+    steps = []
+    start = alert.escalation_round
+    for _ in range(limit):
+        alert.refresh_from_db()
+        if alert.escalation_round != start:
+            return steps
+        assert alert.next_escalation_at is not None, "the escalation went quiet"
+        assert sweep(alert.next_escalation_at)["escalated"] == 1
+        alert.refresh_from_db()
+        steps.append((alert.escalation_level, alert.escalation_repeat))
+    raise AssertionError("no new round")
+
+
+def test_an_unacknowledged_alert_keeps_escalating_round_after_round(rw):
+    alert = raise_red(rw)
+    for expected_round in (1, 2, 3):
+        _until_restart(alert)
+        alert.refresh_from_db()
+        assert (alert.state, alert.escalation_round) == ("open", expected_round)
+        assert alert.next_escalation_at is not None
+        # each round reaches the lead again, under its own keys
+        assert OutboxMessage.objects.filter(
+            alert=alert,
+            idempotency_key__endswith=f":r{expected_round - 1}.3.2"
+            if expected_round > 1
+            else ":3.2",
+        ).exists()
+    assert (
+        AlertTransition.objects.filter(alert=alert, note_code="escalation_restarted").count() == 3
+    )
+
+
+def test_a_restarted_round_does_not_message_the_emergency_contact_again(rw):
+    rw.policy.emergency_contact_tiers = ["red"]
+    rw.policy.save()
+    calls = []
+    original = services._notify_emergency_contact
+    services._notify_emergency_contact = lambda **kw: calls.append(kw)  # type: ignore[assignment]
+    try:
+        alert = raise_red(rw)
+        assert len(calls) == 1
+        _until_restart(alert)
+    finally:
+        services._notify_emergency_contact = original  # type: ignore[assignment]
+    assert len(calls) == 1
+
+
+def test_a_yellow_alert_restarts_its_chain_the_next_working_day(rw):
+    raised = dt.datetime(2025, 3, 7, 20, 0, tzinfo=dt.UTC)  # Friday 15:00 in New York
+    with freeze_time(raised):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient,
+            event=CrisisLanguage(
+                local_date=raised.date(), category="passive_ideation", source="text", source_ref="d"
+            ),
+        )
+    alert = result.alert
+    assert alert.tier == "yellow"
+    _until_restart(alert)
+    alert.refresh_from_db()
+    tuesday_ten = dt.datetime(2025, 3, 11, 14, 0, tzinfo=dt.UTC)  # 10:00 EDT
+    assert alert.escalation_round == 1
+    assert alert.next_escalation_at == tuesday_ten  # once a working day, not all night
+
+
+def test_without_a_policy_row_the_default_chain_still_repeats(rw):
+    EscalationPolicy.objects.filter(pk=rw.policy.pk).delete()  # no on call, no lead
+    alert = raise_red(rw)
+    assert recipients(alert, 0, 0) == {str(rw.clinician.user_id)}
+    steps = _until_restart(alert)
+    assert steps == [(1, 0), (1, 1), (0, 0)]  # on call and lead skipped, then a new round
+    alert.refresh_from_db()
+    assert alert.escalation_round == 1 and alert.next_escalation_at is not None
+    skipped = set(
+        AlertTransition.objects.filter(note_code__startswith="escalation_skipped").values_list(
+            "note_code", flat=True
+        )
+    )
+    assert skipped == {"escalation_skipped:on_call", "escalation_skipped:clinical_lead"}
+
+
+def _no_address(*clinicians) -> None:
+    for clinician in clinicians:
+        clinician.user.email = ""
+        clinician.user.save(update_fields=["email"])
+
+
+def test_with_nobody_reachable_the_alert_is_flagged_and_rechecked_every_sweep(rw, client, caplog):
+    _no_address(rw.clinician, rw.member, rw.on_call, rw.lead)
+    alert = raise_red(rw)
+    due = T0 + dt.timedelta(minutes=5)
+    with caplog.at_level("ERROR", logger="vigil.risk"):
+        assert sweep(due)["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.state == "open" and alert.unreachable_since == due
+    assert alert.next_escalation_at == due + services.UNREACHABLE_RECHECK
+    assert AlertTransition.objects.filter(alert=alert, note_code="escalation_unreachable").exists()
+    assert AccessEvent.objects.filter(
+        action="alert.escalation_unreachable", resource_id=str(alert.pk)
+    ).exists()
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    message = record.getMessage()
+    assert str(alert.pk) in message and "reachable" in message
+    assert rw.patient.pseudonym not in message and str(rw.patient.pk) not in message
+    with freeze_time(due):
+        body = client.get("/readyz").json()
+    assert (body["status"], body["checks"]["escalation"]) == ("degraded", "degraded")
+
+    # Re-checked on every sweep, recorded once (no transition per sweep).
+    later = due + services.UNREACHABLE_RECHECK
+    assert sweep(later)["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.next_escalation_at == later + services.UNREACHABLE_RECHECK
+    transitions = AlertTransition.objects.filter(alert=alert)
+    assert transitions.filter(note_code="escalation_unreachable").count() == 1
+    count = transitions.count()
+
+    # The clinical lead gets an address: the next sweep starts a new round and reaches them.
+    rw.lead.user.email = "lead@clinic.test"
+    rw.lead.user.save(update_fields=["email"])
+    now = later + services.UNREACHABLE_RECHECK
+    assert sweep(now)["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.unreachable_since is None and alert.escalation_round == 1
+    assert alert.next_escalation_at == now  # level 0 has nobody: straight on
+    assert transitions.count() == count + 1  # escalation_restarted
+    assert sweep(now)["escalated"] == 1
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (3, 0)
+    assert OutboxMessage.objects.filter(
+        alert=alert, recipient_id=str(rw.lead.user_id), idempotency_key__endswith=":r1.3.0"
+    ).exists()
+    assert client.get("/readyz").json()["checks"]["escalation"] == "ok"
+
+
+def test_readiness_is_ok_without_stalled_alerts(rw, client):
+    raise_red(rw)
+    body = client.get("/readyz").json()
+    assert (body["status"], body["checks"]["escalation"]) == ("ok", "ok")
+
+
 def test_policy_validation(rw):
     from django.core.exceptions import ValidationError
 
@@ -279,3 +435,65 @@ def test_policy_validation(rw):
     rw.policy.chain = [{"target": "care_team", "delay_minutes": 5, "repeat": 0}]
     rw.policy.on_call = rw.world.clinician
     rw.policy.full_clean()
+
+
+def test_the_defaults_are_within_the_policy_bounds(rw):
+    EscalationPolicy(organisation=rw.world.clinic).full_clean(exclude=["organisation"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("red_ack_minutes", 10**6),
+        ("red_ack_minutes", 16),
+        ("orange_ack_minutes", 4),
+        ("orange_ack_minutes", 241),
+        ("yellow_ack_time", dt.time(23, 0)),
+        ("chain", [{"target": "care_team", "delay_minutes": 241, "repeat": 0}]),
+    ],
+)
+def test_the_policy_service_refuses_values_out_of_bounds_and_saves_nothing(rw, field, value):
+    from risk.errors import EscalationPolicyInvalid
+    from risk.models import PolicyChange
+
+    policy = EscalationPolicy.objects.get(pk=rw.policy.pk)
+    setattr(policy, field, value)
+    with pytest.raises(EscalationPolicyInvalid) as refused:
+        services.escalation_policy_save(actor=actor_for(rw.lead), policy=policy)
+    assert field in refused.value.extra["fields"]
+    stored = EscalationPolicy.objects.get(pk=rw.policy.pk)
+    assert (stored.red_ack_minutes, stored.orange_ack_minutes) == (5, 30)
+    assert stored.yellow_ack_time == dt.time(10, 0) and stored.chain == rw.policy.chain
+    assert not PolicyChange.objects.exists()
+    assert not AccessEvent.objects.filter(action="risk.policy_change").exists()
+
+
+def test_a_policy_change_records_who_when_before_and_after(rw):
+    from risk.models import PolicyChange
+
+    policy = EscalationPolicy.objects.get(pk=rw.policy.pk)
+    policy.red_ack_minutes = 3
+    policy.chain = [{"target": "on_call", "delay_minutes": 10, "repeat": 0}]
+    at = T0 + dt.timedelta(days=1)
+    with freeze_time(at):
+        services.escalation_policy_save(actor=actor_for(rw.lead), policy=policy)
+    change = PolicyChange.objects.get()
+    assert (change.actor_id, change.organisation_id, change.created_at) == (
+        rw.lead.user_id,
+        rw.world.clinic.pk,
+        at,
+    )
+    assert change.before["red_ack_minutes"] == 5 and change.after["red_ack_minutes"] == 3
+    assert change.before["chain"] == rw.policy.chain
+    assert change.after["chain"] == policy.chain
+    assert change.after["on_call_id"] == rw.on_call.pk
+    assert change.after["yellow_ack_time"] == "10:00"
+    event = AccessEvent.objects.get(action="risk.policy_change")
+    assert event.actor_id == rw.lead.user_id and event.resource_id == str(policy.pk)
+    assert "chain" in event.purpose and "red_ack_minutes" in event.purpose
+    # a clinic's first policy: before is empty
+    EscalationPolicy.objects.all().delete()
+    services.escalation_policy_save(
+        actor=actor_for(rw.lead), policy=EscalationPolicy(organisation=rw.world.clinic)
+    )
+    assert PolicyChange.objects.order_by("id").last().before == {}
