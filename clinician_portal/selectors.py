@@ -201,6 +201,50 @@ def _trend(scores: list[DayScore], today: dt.date) -> float | None:
 
 
 # --- who may see which patient ------------------------------------------------------------------
+def _probe_record(
+    *, actor: Actor, action: str, resource_type: str, resource_id: Any, elsewhere: bool
+) -> None:
+    """Record a request for a patient or alert the clinician's clinic does not hold (the page
+    answers 404 either way). No ``patient_id``: another clinic's patient stays unnamed in this
+    clinic's log; the reason tells an auditor a cross-clinic probe (``other_clinic``) from a
+    stale or mistyped link (``not_found``)."""
+    access_record(
+        actor=actor,
+        action=action,
+        outcome=AccessOutcome.DENIED,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        status_code=404,
+        reason="other_clinic" if elsewhere else "not_found",
+    )
+
+
+def patient_of_clinic(
+    *, actor: Actor, clinician: Clinician, pseudonym: str, action: str
+) -> Patient:
+    """A patient of the clinician's clinic, not erased, whoever treats them (care-team checks are
+    the caller's). Another clinic's patient, an erased one or an unknown pseudonym:
+    :class:`NotFound`, recorded as a denied probe under ``action`` without naming the patient."""
+    patient = (
+        Patient.objects.select_related("organisation", "care_team", "treating_clinician__user")
+        .filter(pseudonym=pseudonym, organisation_id=clinician.organisation_id)
+        .first()
+    )
+    if patient is None or patient.erased_at is not None:
+        _probe_record(
+            actor=actor,
+            action=action,
+            resource_type="Patient",
+            resource_id=pseudonym,
+            elsewhere=patient is None
+            and Patient.objects.filter(pseudonym=pseudonym)
+            .exclude(organisation_id=clinician.organisation_id)
+            .exists(),
+        )
+        raise NotFound("No such patient.")
+    return patient
+
+
 def patient_for_clinician(
     *, actor: Actor, clinician: Clinician, pseudonym: str
 ) -> tuple[Patient, str]:
@@ -210,13 +254,9 @@ def patient_for_clinician(
     said about other clinics). A patient of the clinic outside the clinician's care teams:
     :class:`PermissionDenied`, recorded as a denied access (the page offers break-glass).
     """
-    patient = (
-        Patient.objects.select_related("organisation", "care_team", "treating_clinician__user")
-        .filter(pseudonym=pseudonym, organisation_id=clinician.organisation_id)
-        .first()
+    patient = patient_of_clinic(
+        actor=actor, clinician=clinician, pseudonym=pseudonym, action="portal.patient.view"
     )
-    if patient is None or patient.erased_at is not None:
-        raise NotFound("No such patient.")
     access = clinician_patient_access(clinician=clinician, patient=patient)
     if access is None:
         access_record(
@@ -244,6 +284,15 @@ def alert_for_clinician(*, actor: Actor, clinician: Clinician, alert_id: uuid.UU
         .first()
     )
     if alert is None:
+        _probe_record(
+            actor=actor,
+            action="portal.alert.view",
+            resource_type="Alert",
+            resource_id=alert_id,
+            elsewhere=Alert.objects.filter(pk=alert_id)
+            .exclude(organisation_id=clinician.organisation_id)
+            .exists(),
+        )
         raise NotFound("No such alert.")
     if not alerts_visible_to(clinician=clinician, active_only=False).filter(pk=alert.pk).exists():
         access_record(
@@ -554,7 +603,14 @@ def caseload_patients(*, clinician: Clinician) -> QuerySet[Patient]:
         Patient.objects.filter(organisation_id=clinician.organisation_id, erased_at__isnull=True)
         .filter(Q(treating_clinician=clinician) | Q(care_team__in=clinician.care_teams.all()))
         .distinct()
-        .only("id", "pseudonym", "organisation_id", "treating_clinician_id", "care_team_id")
+        .only(
+            "id",
+            "pseudonym",
+            "organisation_id",
+            "treating_clinician_id",
+            "care_team_id",
+            "timezone",
+        )
         .annotate(
             open_alerts=Coalesce(Subquery(count[:1]), 0),
             red_alerts=Coalesce(Subquery(red[:1]), 0),
@@ -571,8 +627,11 @@ def caseload_rows(
     ids = [p.pk for p in patients]
     if not ids:
         return []
-    today = timezone.now().date()
-    since = today - dt.timedelta(days=ADHERENCE_DAYS - 1)
+    # Each patient's own local day (their "today" may differ from UTC's by a day either way);
+    # the grouped queries below span every patient's window and each row keeps its own days.
+    todays = {p.pk: _today(p) for p in patients}
+    first_day, last_day = min(todays.values()), max(todays.values())
+    since = first_day - dt.timedelta(days=ADHERENCE_DAYS - 1)
     tiers: dict[uuid.UUID, str] = {}
     rank = {Tier.RED: 3, Tier.ORANGE: 2, Tier.YELLOW: 1}
     for pid, tier in Alert.objects.filter(patient_id__in=ids, state__in=ACTIVE_STATES).values_list(
@@ -580,7 +639,7 @@ def caseload_rows(
     ):
         if pid not in tiers or rank[Tier(tier)] > rank[Tier(tiers[pid])]:
             tiers[pid] = tier
-    scores = mood_scores(patient_ids=ids, since=today - dt.timedelta(days=14), until=today)
+    scores = mood_scores(patient_ids=ids, since=first_day - dt.timedelta(days=14), until=last_day)
     last_contact: dict[uuid.UUID, dt.datetime] = {}
     active_days: dict[uuid.UUID, set[dt.date]] = defaultdict(set)
     for model in (DiaryEntry, VideoSubmission, QuestionnaireResponse):
@@ -593,14 +652,18 @@ def caseload_rows(
             if pid not in last_contact or latest > last_contact[pid]:
                 last_contact[pid] = latest
         for pid, day in (
-            model.objects.filter(patient_id__in=ids, local_date__gte=since)
+            model.objects.filter(
+                patient_id__in=ids, local_date__gte=since, local_date__lte=last_day
+            )
             .values_list("patient_id", "local_date")
             .distinct()
         ):
-            active_days[pid].add(day)
+            if 0 <= (todays[pid] - day).days < ADHERENCE_DAYS:
+                active_days[pid].add(day)
     rows = []
     for patient in patients:
-        own = scores.get(patient.pk, [])
+        today = todays[patient.pk]
+        own = [s for s in scores.get(patient.pk, []) if 0 <= (today - s.day).days <= 14]
         scored = [s for s in own if s.score is not None]
         rows.append(
             CaseloadRow(

@@ -449,15 +449,12 @@ class BreakGlassForm(forms.Form):
 @clinician_view
 def break_glass_view(request: HttpRequest, pseudonym: str) -> HttpResponse:
     clinician = _clinician(request)
-    from screening.models import Patient
-
-    patient = Patient.objects.filter(
-        pseudonym=pseudonym, organisation_id=clinician.organisation_id, erased_at__isnull=True
-    ).first()
-    if patient is None:
-        from config.errors import NotFound
-
-        raise NotFound("No such patient.")
+    patient = selectors.patient_of_clinic(
+        actor=_actor(request),
+        clinician=clinician,
+        pseudonym=pseudonym,
+        action="break_glass.open",
+    )
     form = BreakGlassForm(request.POST)
     if not form.is_valid():
         return render(

@@ -28,7 +28,8 @@ from privacy import crypto
 from privacy.keys import keyring
 from privacy.models import PatientKey
 
-_cache: dict[uuid.UUID, tuple[bytes, float]] = {}
+# dek id -> (owner patient id, data key, expiry): a hit is checked against its owner like a miss.
+_cache: dict[uuid.UUID, tuple[uuid.UUID, bytes, float]] = {}
 _lock = threading.Lock()
 
 
@@ -37,25 +38,30 @@ def cache_clear() -> None:
         _cache.clear()
 
 
-def _cache_get(dek_id: uuid.UUID) -> bytes | None:
+def _cache_get(dek_id: uuid.UUID, *, owner_id: uuid.UUID) -> bytes | None:
+    """The cached key, or None (not cached, expired). A key cached for another patient raises
+    :class:`KeyNotFound`, as the database lookup would."""
     with _lock:
         hit = _cache.get(dek_id)
         if hit is None:
             return None
-        if hit[1] < time.monotonic():
+        owner, dek, expires = hit
+        if expires < time.monotonic():
             _cache.pop(dek_id, None)
             return None
-        return hit[0]
+    if owner != owner_id:
+        raise KeyNotFound("The data key for this record belongs to another patient.")
+    return dek
 
 
-def _cache_put(dek_id: uuid.UUID, dek: bytes) -> None:
+def _cache_put(dek_id: uuid.UUID, dek: bytes, *, owner_id: uuid.UUID) -> None:
     ttl = settings.VIGIL_DEK_CACHE_SECONDS
     if ttl <= 0:
         return
     with _lock:
         if len(_cache) > 10_000:
             _cache.clear()
-        _cache[dek_id] = (dek, time.monotonic() + ttl)
+        _cache[dek_id] = (owner_id, dek, time.monotonic() + ttl)
 
 
 def cache_forget(dek_id: uuid.UUID) -> None:
@@ -73,7 +79,7 @@ def _unwrap(row: PatientKey) -> bytes:
         owner_id=row.patient_id,
         kek_id=row.kek_id,
     )
-    _cache_put(row.id, dek)
+    _cache_put(row.id, dek, owner_id=row.patient_id)
     return dek
 
 
@@ -108,12 +114,12 @@ def data_key_for_encrypt(*, patient_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:
             row = PatientKey.objects.get(
                 patient_id=patient_id, retired_at__isnull=True, destroyed_at__isnull=True
             )
-    cached = _cache_get(row.id)
+    cached = _cache_get(row.id, owner_id=patient_id)
     return row.id, cached if cached is not None else _unwrap(row)
 
 
 def data_key_for_decrypt(*, dek_id: uuid.UUID, patient_id: uuid.UUID) -> bytes:
-    cached = _cache_get(dek_id)
+    cached = _cache_get(dek_id, owner_id=patient_id)
     if cached is not None:
         return cached
     row = PatientKey.objects.filter(id=dek_id).first()

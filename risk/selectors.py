@@ -10,13 +10,15 @@ from screening.models import Clinician
 
 
 def alerts_visible_to(*, clinician: Clinician, active_only: bool = True) -> QuerySet[Alert]:
-    """Alerts a clinician sees: those assigned to them, those of patients of their care teams,
-    and, for the clinic's on-call clinician and clinical lead, every alert of the clinic."""
+    """Alerts a clinician sees: the active ones assigned to them, those of patients of their care
+    teams, and, for the clinic's on-call clinician and clinical lead, every alert of the clinic.
+    Being assigned gives no lasting access: once an alert is resolved, a past assignee outside
+    the care team no longer sees it (nor, through it, the patient's recent data)."""
     alerts = Alert.objects.filter(organisation_id=clinician.organisation_id)
     policy = EscalationPolicy.objects.filter(organisation_id=clinician.organisation_id).first()
     if policy is None or clinician.pk not in (policy.on_call_id, policy.clinical_lead_id):
         alerts = alerts.filter(
-            Q(assigned_to=clinician)
+            Q(assigned_to=clinician, state__in=ACTIVE_STATES)
             | Q(patient__treating_clinician=clinician)
             | Q(patient__care_team__in=clinician.care_teams.all())
         )

@@ -637,7 +637,8 @@ def _supersede(*, lower: Alert, by: Alert, actor: Actor) -> uuid.UUID:
 # --- lifecycle -----------------------------------------------------------------------------------
 def _alert_for_actor(*, actor: Actor, alert_id: uuid.UUID, action: str) -> Alert:
     """The alert, if the actor may handle it: a clinician of the clinic who treats the patient,
-    is in the patient's care team, or is the clinic's on-call clinician or clinical lead."""
+    is in the patient's care team, is the clinic's on-call clinician or clinical lead, or is
+    assigned the alert while it is still active (assignment gives no lasting access)."""
     alert = Alert.objects.select_related("patient").filter(pk=alert_id).first()
     if alert is None:
         raise AlertNotFound()
@@ -651,7 +652,7 @@ def _alert_for_actor(*, actor: Actor, alert_id: uuid.UUID, action: str) -> Alert
         policy = escalation_policy_for(organisation=alert.patient.organisation)
         allowed = (
             clinician.pk == alert.patient.treating_clinician_id
-            or clinician.pk == alert.assigned_to_id
+            or (clinician.pk == alert.assigned_to_id and alert.state in ACTIVE_STATES)
             or clinician.care_teams.filter(pk=alert.patient.care_team_id).exists()
             or clinician.pk in (policy.on_call_id, policy.clinical_lead_id)
         )

@@ -310,3 +310,111 @@ def test_alert_page_flags_an_alert_nobody_in_the_chain_can_reach(
     assert response.status_code == 200
     assert b'id="alert-unreachable"' in response.content
     assert b"escalation_unreachable" in response.content  # in the history too
+
+
+# --- a past assignment gives no lasting access ----------------------------------------------------
+def _resolve(alert: Alert, clinician: Any) -> None:
+    from privacy.audit import Actor
+    from risk.services import alert_resolve
+
+    alert_resolve(
+        actor=Actor(user_id=clinician.user_id, role="clinician"),
+        alert_id=alert.pk,
+        disposition="contacted_patient",
+        note="Called, safe at home.",
+    )
+
+
+def test_past_assignee_outside_the_care_team_loses_the_resolved_alert(
+    portal: Portal, treating: Client, colleague: Client, red_alert: Alert
+) -> None:
+    world = portal.world
+    # The colleague (another care team) was handed the alert, e.g. while on call.
+    Alert.objects.filter(pk=red_alert.pk).update(assigned_to=world.colleague)
+    assert colleague.get(f"/portal/alerts/{red_alert.pk}").status_code == 200  # active: theirs
+    _resolve(red_alert, world.clinician)
+    before = set(AccessEvent.objects.values_list("pk", flat=True))
+    response = colleague.get(f"/portal/alerts/{red_alert.pk}")
+    assert response.status_code == 403
+    assert red_alert.patient.pseudonym.encode() not in response.content
+    new = AccessEvent.objects.exclude(pk__in=before)
+    assert not new.filter(outcome="allowed").exists()  # no ordinary read of the patient
+    assert list(new.values_list("outcome", "action", "patient_id", "resource_id", "reason")) == [
+        ("denied", "portal.alert.view", red_alert.patient_id, str(red_alert.pk), "not_in_care_team")
+    ]
+    # The care team still sees the closed alert; an anonymous browser is sent to sign in.
+    assert treating.get(f"/portal/alerts/{red_alert.pk}").status_code == 200
+    assert Client().get(f"/portal/alerts/{red_alert.pk}").status_code == 302
+
+
+def test_on_call_still_sees_a_resolved_alert(
+    portal: Portal, colleague: Client, red_alert: Alert
+) -> None:
+    from risk.models import EscalationPolicy
+
+    world = portal.world
+    EscalationPolicy.objects.create(organisation=world.clinic, on_call=world.colleague)
+    Alert.objects.filter(pk=red_alert.pk).update(assigned_to=world.colleague)
+    _resolve(red_alert, world.clinician)
+    assert colleague.get(f"/portal/alerts/{red_alert.pk}").status_code == 200
+
+
+# --- cross-clinic probes are logged ---------------------------------------------------------------
+def test_other_clinics_alert_probe_is_logged_without_the_patient(portal: Portal, db: Any) -> None:
+    clinic = OrganisationFactory()
+    team = CareTeamFactory(organisation=clinic)
+    stranger = make_patient(team=team, clinician=make_clinician(team=team))
+    alert = raise_help_alert(stranger)
+    client = portal.sign_in(portal.world.clinician.user)
+    before = set(AccessEvent.objects.values_list("pk", flat=True))
+    response = client.get(f"/portal/alerts/{alert.pk}")
+    assert response.status_code == 404
+    assert stranger.pseudonym.encode() not in response.content
+    assert client.post(f"/portal/alerts/{alert.pk}/acknowledge").status_code == 404
+    missing = uuid.uuid4()
+    assert client.get(f"/portal/alerts/{missing}").status_code == 404
+    new = AccessEvent.objects.exclude(pk__in=before).order_by("seq")
+    assert list(
+        new.values_list(
+            "actor_id",
+            "action",
+            "outcome",
+            "patient_id",
+            "resource_type",
+            "resource_id",
+            "status_code",
+            "reason",
+        )
+    ) == [
+        (
+            portal.world.clinician.user_id,
+            "portal.alert.view",
+            "denied",
+            None,
+            "Alert",
+            str(alert.pk),
+            404,
+            "other_clinic",
+        ),
+        (
+            portal.world.clinician.user_id,
+            "portal.alert.view",
+            "denied",
+            None,
+            "Alert",
+            str(alert.pk),
+            404,
+            "other_clinic",
+        ),
+        (
+            portal.world.clinician.user_id,
+            "portal.alert.view",
+            "denied",
+            None,
+            "Alert",
+            str(missing),
+            404,
+            "not_found",
+        ),
+    ]
+    assert Alert.objects.get(pk=alert.pk).state == "open"

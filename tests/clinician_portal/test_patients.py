@@ -230,3 +230,114 @@ def test_alert_page_highlights_crisis_words(portal: Portal, treating: Client) ->
     body = treating.get(f"/portal/alerts/{alert.pk}").content.decode()
     assert "<mark>I want to end it all</mark>" in body
     assert "Some context." not in body  # only the matched words, not the diary
+
+
+def test_other_clinic_patient_probe_is_logged_without_the_patient(
+    portal: Portal, treating: Client
+) -> None:
+    clinic = OrganisationFactory()
+    team = CareTeamFactory(organisation=clinic)
+    stranger = make_patient(team=team, clinician=make_clinician(team=team))
+    before = set(AccessEvent.objects.values_list("pk", flat=True))
+    response = treating.get(f"/portal/patients/{stranger.pseudonym}/")
+    assert response.status_code == 404
+    assert treating.get("/portal/patients/P-NOPE/").status_code == 404
+    new = AccessEvent.objects.exclude(pk__in=before).order_by("seq")
+    assert list(
+        new.values_list(
+            "actor_id",
+            "action",
+            "outcome",
+            "patient_id",
+            "resource_type",
+            "resource_id",
+            "status_code",
+            "reason",
+        )
+    ) == [
+        (
+            portal.world.clinician.user_id,
+            "portal.patient.view",
+            "denied",
+            None,
+            "Patient",
+            stranger.pseudonym,
+            404,
+            "other_clinic",
+        ),
+        (
+            portal.world.clinician.user_id,
+            "portal.patient.view",
+            "denied",
+            None,
+            "Patient",
+            "P-NOPE",
+            404,
+            "not_found",
+        ),
+    ]
+
+
+def test_break_glass_on_another_clinics_patient_is_a_logged_probe(
+    portal: Portal, treating: Client
+) -> None:
+    clinic = OrganisationFactory()
+    team = CareTeamFactory(organisation=clinic)
+    stranger = make_patient(team=team, clinician=make_clinician(team=team))
+    before = set(AccessEvent.objects.values_list("pk", flat=True))
+    response = treating.post(
+        f"/portal/patients/{stranger.pseudonym}/break-glass",
+        {"reason": "Trying to look at another clinic's patient."},
+    )
+    assert response.status_code == 404
+    new = AccessEvent.objects.exclude(pk__in=before)
+    assert list(new.values_list("action", "outcome", "patient_id", "resource_id", "reason")) == [
+        ("break_glass.open", "denied", None, stranger.pseudonym, "other_clinic")
+    ]
+    assert not new.filter(break_glass=True).exists()
+
+
+def test_caseload_uses_each_patients_local_day(portal: Portal) -> None:
+    """Auckland (UTC+13) and Honolulu (UTC-10) around their midnights: each row counts its days
+    (last score, 7-day trend, 14-day adherence) from its own patient's local date."""
+    import freezegun
+
+    from screening.models import Patient
+
+    world = portal.world
+    Patient.objects.filter(pk=world.patient_a.pk).update(timezone="Pacific/Auckland")
+    Patient.objects.filter(pk=world.patient_b.pk).update(timezone="Pacific/Honolulu")
+    auckland_today, honolulu_today = dt.date(2025, 3, 11), dt.date(2025, 3, 10)
+
+    def signals(patient: Any, today: dt.date, values: dict[int, float]) -> None:
+        for ago, mood in values.items():
+            PatientDaySignals.objects.create(
+                patient=patient,
+                local_date=today - dt.timedelta(days=ago),
+                mood=mood,
+                mood_confidence=0.8,
+            )
+
+    # Auckland: today's score is -4 (a UTC "today" would miss it and show yesterday's +3), the
+    # week before is +2: the trend is only right on the local day.
+    signals(world.patient_a, auckland_today, {0: -4.0, 1: 3.0, 7: 2.0, 8: 2.0})
+    # Honolulu: a diary entry 13 local days ago still counts for 14-day adherence.
+    DiaryEntryFactory(patient=world.patient_b, local_date=honolulu_today - dt.timedelta(days=13))
+    DiaryEntryFactory(patient=world.patient_b, local_date=honolulu_today)
+    signals(world.patient_b, honolulu_today, {0: 1.0, 6: 1.0, 7: 5.0, 13: 5.0})
+    # 11:30 UTC on 10 March: already 11 March in Auckland (a UTC day would be a day behind).
+    # 09:30 UTC on 11 March: still 10 March in Honolulu (a UTC day would be a day ahead).
+    for moment in ("2025-03-10T11:30:00Z", "2025-03-11T09:30:00Z"):
+        with freezegun.freeze_time(moment):  # signed in then (the session idles out otherwise)
+            response = portal.sign_in(world.clinician.user).get("/portal/patients/")
+        assert response.status_code == 200
+        rows = {r.patient.pk: r for r in response.context["rows"]}
+        auckland, honolulu = rows[world.patient_a.pk], rows[world.patient_b.pk]
+        assert auckland.last_score is not None and auckland.last_score.day == auckland_today
+        assert auckland.last_score.score == -4.0
+        # last 7 days: -4, +3 -> -0.5; the 7 before: +2, +2 -> 2.0
+        assert auckland.trend == -2.5, moment
+        assert honolulu.last_score is not None and honolulu.last_score.day == honolulu_today
+        assert honolulu.adherence_days == 2, moment
+        # last 7 days: +1, +1; the 7 before: +5, +5
+        assert honolulu.trend == -4.0, moment

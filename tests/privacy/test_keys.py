@@ -213,6 +213,15 @@ def test_data_key_is_bound_to_its_patient(ring_settings: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_a_cached_data_key_is_still_bound_to_its_patient(ring_settings: Any) -> None:
+    patient_id = uuid.uuid4()
+    dek_id, dek = datakeys.data_key_for_encrypt(patient_id=patient_id)  # now in the cache
+    with pytest.raises(KeyNotFound, match="another patient"):
+        datakeys.data_key_for_decrypt(dek_id=dek_id, patient_id=uuid.uuid4())
+    assert datakeys.data_key_for_decrypt(dek_id=dek_id, patient_id=patient_id) == dek
+
+
+@pytest.mark.django_db
 def test_wrapped_key_moved_to_another_patient_fails(ring_settings: Any) -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     row_a = datakeys.patient_key_create(patient_id=a)

@@ -658,3 +658,36 @@ def test_the_care_team_sees_the_alert_and_others_do_not(rw):
     assert list(alerts_visible_to(clinician=rw.member)) == [alert]
     assert list(alerts_visible_to(clinician=rw.on_call)) == [alert]  # on call sees the clinic
     assert list(alerts_visible_to(clinician=rw.world.colleague)) == []
+
+
+def test_a_past_assignee_outside_the_care_team_sees_only_the_active_alert(rw):
+    from risk.selectors import alerts_visible_to
+
+    submit_phq9(rw.patient, phq9(1, 1))
+    alert = Alert.objects.get()
+    outsider = rw.world.colleague  # e.g. a former on-call clinician who was handed it
+    Alert.objects.filter(pk=alert.pk).update(assigned_to=outsider)
+    assert list(alerts_visible_to(clinician=outsider, active_only=False)) == [alert]
+    Alert.objects.filter(pk=alert.pk).update(state="resolved")
+    assert list(alerts_visible_to(clinician=outsider, active_only=False)) == []
+    # The care team and the on-call clinician keep the closed alert.
+    assert list(alerts_visible_to(clinician=rw.clinician, active_only=False)) == [alert]
+    assert list(alerts_visible_to(clinician=rw.member, active_only=False)) == [alert]
+    assert list(alerts_visible_to(clinician=rw.on_call, active_only=False)) == [alert]
+
+
+def test_a_past_assignee_may_handle_the_alert_only_while_it_is_active(rw):
+    submit_phq9(rw.patient, phq9(1, 1))
+    alert = Alert.objects.get()
+    outsider = rw.world.colleague
+    Alert.objects.filter(pk=alert.pk).update(assigned_to=outsider)
+    services.alert_acknowledge(actor=actor_for(outsider), alert_id=alert.pk)  # assigned: yes
+    services.alert_resolve(
+        actor=actor_for(rw.member), alert_id=alert.pk, disposition="contacted_patient", note="ok"
+    )
+    before = AccessEvent.objects.filter(action="alert.escalate_manual", outcome="denied").count()
+    with pytest.raises(PermissionDenied):
+        services.alert_escalate_manual(actor=actor_for(outsider), alert_id=alert.pk)
+    denied = AccessEvent.objects.filter(action="alert.escalate_manual", outcome="denied")
+    assert denied.count() == before + 1
+    assert denied.latest("seq").reason == "not_in_care_team"
