@@ -46,7 +46,7 @@ from privacy.api import selectors as audit_selectors
 from privacy.audit import Actor, access_record, client_ip
 from privacy.breakglass import break_glass_open, break_glass_review
 from privacy.chain_verify import ChainVerification, audit_chain_last, audit_chain_verify
-from privacy.choices import AccessOutcome, ConsentScope, Role
+from privacy.choices import AccessOutcome, ActorRole, ConsentScope, Role
 from risk.choices import AlertState, Disposition, Tier
 from risk.errors import AlertTransitionInvalid, ResolutionIncomplete
 from risk.selectors import alert_assignees_for, alert_queue_for
@@ -476,6 +476,10 @@ def break_glass_view(request: HttpRequest, pseudonym: str) -> HttpResponse:
 class EventFilterForm(forms.Form):
     patient = forms.CharField(required=False, max_length=32, label="Patient (pseudonym)")
     actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    role = forms.ChoiceField(
+        required=False, choices=[("", "Any"), *ActorRole.choices], label="Actor role"
+    )
+    ip = forms.GenericIPAddressField(required=False, label="Client IP (not signed in)")
     action = forms.CharField(required=False, max_length=64)
     outcome = forms.ChoiceField(required=False, choices=[("", "Any"), *AccessOutcome.choices])
     break_glass = forms.ChoiceField(
@@ -526,6 +530,8 @@ def audit_events_view(request: HttpRequest) -> HttpResponse:
         auditor=_auditor(request),
         patient=filters.get("patient") or None,
         actor_name=filters.get("actor") or None,
+        role=filters.get("role") or None,
+        ip=filters.get("ip") or None,
         action=filters.get("action") or None,
         outcome=filters.get("outcome") or None,
         break_glass=None if bg == "" else bg == "1",

@@ -1,6 +1,6 @@
 """Celery application: three queues, reliability settings declared once.
 
-- ``default``: light bookkeeping (token purge, stuck-job reaper, notifications later).
+- ``default``: light bookkeeping (token purge, reapers, upload temp-file sweep, notifications).
 - ``media``: CPU-heavy media work (decode, prosody, face, transcript). Prefetch 1.
 - ``gpu``: batched model inference; served by CPU workers when no GPU exists. Its worker
   gathers text-scoring jobs into batches (``screening/batching.py``, ``docs/batching.md``):
@@ -79,6 +79,13 @@ app.conf.update(
         "reap-stuck-media-jobs": {
             "task": "screening.tasks.media_jobs_reap",
             "schedule": 60.0,
+        },
+        # Plaintext upload temporary files a killed web process left (older than
+        # VIGIL_UPLOAD_TMP_MAX_AGE_SECONDS) are removed; also at worker start (screening.worker).
+        "sweep-upload-tempfiles": {
+            "task": "screening.tasks.upload_tempfiles_sweep",
+            "schedule": 10 * 60.0,
+            "options": {"expires": 5 * 60},
         },
         # Scoring work (text, transcript, daily mood) a broker outage lost is sent again.
         "reap-lost-scoring-jobs": {

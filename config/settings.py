@@ -191,8 +191,9 @@ WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 VIGIL_VIDEO_MAX_BYTES = env_int("VIGIL_VIDEO_MAX_BYTES", 200 * 1024 * 1024) or 0
 VIGIL_VIDEO_MAX_SECONDS = env_int("VIGIL_VIDEO_MAX_SECONDS", 300) or 0
 VIGIL_DIARY_MAX_CHARS = env_int("VIGIL_DIARY_MAX_CHARS", 20_000) or 0
+_prefix = "test-" if IS_TEST else ""  # tests never share folders with a running local service
 # Uploaded bytes go straight to a private temporary directory, never to memory or the default tmp.
-FILE_UPLOAD_TEMP_DIR = env_str("VIGIL_UPLOAD_TMP_DIR", str(VAR_DIR / "upload-tmp"))
+FILE_UPLOAD_TEMP_DIR = env_str("VIGIL_UPLOAD_TMP_DIR", str(VAR_DIR / f"{_prefix}upload-tmp"))
 # Django checks that this folder exists; it must be private to the service user.
 Path(str(FILE_UPLOAD_TEMP_DIR)).mkdir(parents=True, exist_ok=True, mode=0o700)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
@@ -200,6 +201,13 @@ FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 FILE_UPLOAD_HANDLERS = ["screening.api.uploads.CappedTemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# An upload's temporary file older than this was left by a killed web process (its request would
+# have removed it): beat, worker start-up and the web process itself remove it (plaintext video).
+# Between 600 (10 min, well past any request: gunicorn --timeout 120) and 86400 (a day).
+_upload_tmp_max_age = env_int("VIGIL_UPLOAD_TMP_MAX_AGE_SECONDS", 60 * 60)
+if _upload_tmp_max_age is None or not 600 <= _upload_tmp_max_age <= 86_400:
+    raise ImproperlyConfigured("VIGIL_UPLOAD_TMP_MAX_AGE_SECONDS must be between 600 and 86400")
+VIGIL_UPLOAD_TMP_MAX_AGE_SECONDS: int = _upload_tmp_max_age
 
 # --- Vigil: keys and encrypted storage -----------------------------------------------------------
 # Keyring: key-encryption keys (KEKs) that wrap each patient's data key.
@@ -211,7 +219,6 @@ VIGIL_ACTIVE_KEK_ID = env_str("VIGIL_ACTIVE_KEK_ID")
 if IS_PRODUCTION and not (VIGIL_KEYRING or VIGIL_KEYRING_FILE):
     _missing.append("VIGIL_KEYRING or VIGIL_KEYRING_FILE")
 VIGIL_DEK_CACHE_SECONDS = env_int("VIGIL_DEK_CACHE_SECONDS", 30) or 0
-_prefix = "test-" if IS_TEST else ""  # tests never share folders with a running local service
 VIGIL_MEDIA_ROOT = Path(env_str("VIGIL_MEDIA_ROOT", str(VAR_DIR / f"{_prefix}media")) or "")
 VIGIL_WORK_DIR = Path(env_str("VIGIL_WORK_DIR", str(VAR_DIR / f"{_prefix}work")) or "")
 VIGIL_MEDIA_CHUNK_BYTES = 1024 * 1024
@@ -294,7 +301,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 VIGIL_PORTAL_BASE_URL = (
     env_str("VIGIL_PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
 )
-VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v2") or "v2"
+VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v3") or "v3"
 # Signed webhook (SMS / pager gateway): HMAC-SHA256 over "timestamp.body", see docs/risk.md.
 VIGIL_ALERT_WEBHOOK_URL = env_str("VIGIL_ALERT_WEBHOOK_URL")
 VIGIL_ALERT_WEBHOOK_SECRET = env_str("VIGIL_ALERT_WEBHOOK_SECRET")

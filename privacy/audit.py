@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from config.middleware import current_request_id
 from privacy import chain
-from privacy.choices import AccessOutcome, Role
+from privacy.choices import ANONYMOUS_ROLE, AccessOutcome, Role
 from privacy.models import AccessEvent, AuditAnchor, AuditChainHead
 
 logger = logging.getLogger("vigil.audit")
@@ -55,7 +55,7 @@ class Actor:
         authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
         return cls(
             user_id=user.pk if (authenticated and user is not None) else None,
-            role=getattr(user, "role", "") if authenticated else "anonymous",
+            role=getattr(user, "role", "") if authenticated else ANONYMOUS_ROLE,
             ip_address=client_ip(request),
         )
 

@@ -21,3 +21,20 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
     ADMIN = "admin", "Administrator"
     SYSTEM = "system", "System"
+
+
+#: The role recorded on an event whose caller was not signed in (no account, no clinic).
+ANONYMOUS_ROLE = "anonymous"
+
+
+class ActorRole(models.TextChoices):
+    """Every ``AccessEvent.actor_role`` an auditor can filter on: the account roles, plus callers
+    that are not signed in and the FHIR integration clients (filters only, no column choices)."""
+
+    PATIENT = "patient", "Patient"
+    CLINICIAN = "clinician", "Clinician"
+    AUDITOR = "auditor", "Auditor"
+    ADMIN = "admin", "Administrator"
+    SYSTEM = "system", "System"
+    ANONYMOUS = ANONYMOUS_ROLE, "Not signed in (anonymous)"
+    FHIR_CLIENT = "fhir_client", "FHIR integration client"

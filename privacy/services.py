@@ -39,8 +39,28 @@ class SecondFactorNotEnrolled(VigilError):
     default_message = "Sign in to the portal once to set up the second factor first."
 
 
+class ApiLoginNotAllowed(VigilError):
+    """The password was right, but the account is not one the API serves: administrators (and
+    every account with admin-site rights that is neither a clinician nor an auditor) work in the
+    admin site, and no API endpoint answers them, so they get no bearer token at all."""
+
+    code = "api_login_not_allowed"
+    status = 403
+    default_message = "This account cannot get an API token. Administrators use the admin site."
+
+
 #: Roles whose bearer tokens need the second factor (the portal's roles).
 STAFF_ROLES = (Role.CLINICIAN.value, Role.AUDITOR.value)
+#: The one role that gets a token with the password alone.
+PASSWORD_ONLY_ROLES = (Role.PATIENT.value,)
+
+
+def _api_password_login_allowed(*, user: Any) -> bool:
+    """A patient account without admin-site rights. ``createsuperuser`` leaves the default role
+    (patient) on a superuser: the admin flags, not the role, decide that it is an administrator."""
+    role = str(getattr(user, "role", ""))
+    admin_site = bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    return role in PASSWORD_ONLY_ROLES and not admin_site
 
 
 def _staff_user(username: str) -> Any:
@@ -82,10 +102,13 @@ def session_token_login(
     request: Any = None,
 ) -> tuple[ApiToken, str]:
     """Check credentials and issue an expiring token. A failure is logged as a denied request by
-    the error handler (action ``auth.login``), without the username, password or code.
+    the error handler (action ``auth.login``, not signed in), without the username, password or
+    code.
 
     Clinicians and auditors also need ``totp_code`` and are subject to the portal's lockout
-    (:func:`_staff_login_check`); patients log in with the password alone.
+    (:func:`_staff_login_check`); patients log in with the password alone. Every other account
+    (administrators, system accounts, superusers) is refused even with the right password:
+    :class:`ApiLoginNotAllowed` (403); a wrong password stays the generic :class:`LoginFailed`.
     """
     if _staff_user(username) is not None:
         user = _staff_login_check(
@@ -98,6 +121,8 @@ def session_token_login(
         if str(getattr(user, "role", "")) in STAFF_ROLES:
             # Another spelling of a staff username got through the backend: never without TOTP.
             raise LoginFailed()
+        if not _api_password_login_allowed(user=user):
+            raise ApiLoginNotAllowed()
     with transaction.atomic():
         token, raw = token_issue(user=user, name=device_name)
         access_record(

@@ -8,7 +8,7 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 from privacy.audit import Actor, access_record, client_ip
-from privacy.choices import AccessOutcome
+from privacy.choices import ANONYMOUS_ROLE, AccessOutcome
 
 
 def _is_api(request: Any) -> bool:
@@ -30,7 +30,7 @@ def session_login_failed_recorded(
     """Recorded without the username or password that were tried."""
     if _is_api(request):
         return
-    actor = Actor(user_id=None, role="anonymous", ip_address=client_ip(request))
+    actor = Actor(user_id=None, role=ANONYMOUS_ROLE, ip_address=client_ip(request))
     access_record(
         actor=actor,
         action="auth.session_login",

@@ -9,6 +9,8 @@
   triggers: no model output is consulted and none can suppress them).
 - Producers not built yet (the crisis detector, the fused daily mood, video distress, baselines)
   call :func:`signal_received` with a typed event from ``risk.rules.engine``.
+- The daily mood's producer calls :func:`daily_mood_retracted` when a day's mood it sent no
+  longer stands (deleted with the data it came from, or the day now abstains).
 
 This module imports nothing heavy at import time: screening imports it.
 """
@@ -18,6 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable
+
     from risk.rules.engine import Event
     from screening.models import HelpRequest, Patient, QuestionnaireResponse
 
@@ -36,6 +41,20 @@ def questionnaire_scored(*, response: QuestionnaireResponse) -> Any:
     from risk.services import questionnaire_alert
 
     return questionnaire_alert(response=response)
+
+
+def daily_mood_retracted(
+    *, patient: Patient, local_dates: Iterable[dt.date], baseline_drop_only: bool = False
+) -> int:
+    """Days whose fused mood no longer stands (deleted after a consent withdrawal, or the day
+    now abstains): risk forgets them, and with them the mood baseline drop, so no new alert is
+    raised from them (``baseline_drop_only``: the day still has a mood, but no longer a drop).
+    Alerts already raised stay. Call inside the transaction that deletes or recomputes them."""
+    from risk.services import day_mood_retract
+
+    return day_mood_retract(
+        patient=patient, local_dates=local_dates, baseline_drop_only=baseline_drop_only
+    )
 
 
 def signal_received(*, patient: Patient, event: Event) -> Any:

@@ -26,7 +26,7 @@ from risk.choices import (
     Tier,
 )
 
-DEFAULT_RULE_SET_VERSION = "v2"
+DEFAULT_RULE_SET_VERSION = "v3"
 
 
 def default_chain() -> list[dict[str, Any]]:

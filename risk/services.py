@@ -264,19 +264,22 @@ def ack_deadline(*, tier: str, policy: EscalationPolicy, raised_at: dt.datetime)
 
 # --- per-patient state ---------------------------------------------------------------------------
 def _state_load(*, patient: Patient, event: Event, rule_set: RuleSet) -> PatientState:
-    window = rule_set.mood_window_days(event.kind)
-    needs_day = rule_set.needs_day(event.kind)
-    if window is None and not needs_day:
+    """The rows the rules for ``event.kind`` read: moods of the event's day +- the mood window,
+    crisis and corroborating signals of the event's day +- the corroboration window (v3's
+    ``crisis_double_verified``: the adjacent local days), each dated with its row's day and
+    ordered nearest day first (each day's lists are capped when recorded)."""
+    mood_window = rule_set.mood_window_days(event.kind)
+    day_window = rule_set.day_window_days(event.kind)
+    if mood_window is None and day_window is None:
         return PatientState()
-    span = dt.timedelta(days=window or 0)
+    span = dt.timedelta(days=max(mood_window or 0, day_window or 0))
     rows = PatientDaySignals.objects.filter(
         patient=patient,
         local_date__gte=event.local_date - span,
         local_date__lte=event.local_date + span,
-    )
+    ).order_by("local_date")
     moods: dict[dt.date, MoodRef] = {}
-    crisis: tuple[SignalRef, ...] = ()
-    corroboration: tuple[SignalRef, ...] = ()
+    days: list[PatientDaySignals] = []
     for row in rows:
         if row.mood is not None:
             moods[row.local_date] = MoodRef(
@@ -286,9 +289,15 @@ def _state_load(*, patient: Patient, event: Event, rule_set: RuleSet) -> Patient
                 row.mood_independent,
                 tuple(str(m) for m in row.mood_modalities or ()),
             )
-        if row.local_date == event.local_date:
-            crisis = tuple(SignalRef(**ref) for ref in row.crisis)
-            corroboration = tuple(SignalRef(**ref) for ref in row.corroboration)
+        if day_window is not None and abs((row.local_date - event.local_date).days) <= day_window:
+            days.append(row)
+    days.sort(key=lambda row: abs((row.local_date - event.local_date).days))  # stable
+    crisis = tuple(
+        SignalRef(**ref, local_date=row.local_date) for row in days for ref in row.crisis
+    )
+    corroboration = tuple(
+        SignalRef(**ref, local_date=row.local_date) for row in days for ref in row.corroboration
+    )
     return PatientState(moods=moods, crisis=crisis, corroboration=corroboration)
 
 
@@ -1694,3 +1703,53 @@ def alert_reassign(
         )
         _relay_soon()
     return alert
+
+
+# --- a day's mood retracted by its producer ------------------------------------------------------
+def day_mood_retract(
+    *,
+    patient: Patient,
+    local_dates: Iterable[dt.date],
+    baseline_drop_only: bool = False,
+) -> int:
+    """Forget days' fused moods in the per-day state the rules read, when they no longer stand:
+    screening deleted them (a consent withdrawal with deletion of the data they were made from)
+    or a recompute of the day now abstains. Clears the mood fields and the mood ``BaselineDrop``
+    derived from the mood (corroboration code ``mood``); with ``baseline_drop_only``, only that
+    drop (the day was recomputed and its mood no longer drops). No later evaluation reads them
+    (``low_mood_streak``, ``crisis_double_verified``). Alerts already raised stay, evidence and
+    all: they are the clinical record of what was known when they fired. Idempotent; returns how
+    many days changed."""
+    from risk.rules.engine import BaselineDrop
+
+    days = sorted(set(local_dates))
+    changed = 0
+    with transaction.atomic():
+        _lock_patient(patient)
+        for start in range(0, len(days), 500):
+            rows = PatientDaySignals.objects.filter(
+                patient=patient, local_date__in=days[start : start + 500]
+            )
+            for row in rows:
+                dirty = False
+                if not baseline_drop_only and (
+                    row.mood is not None
+                    or row.mood_confidence is not None
+                    or row.mood_independent is not None
+                    or row.mood_modalities
+                ):
+                    row.mood = row.mood_confidence = row.mood_independent = None
+                    row.mood_modalities = []
+                    dirty = True
+                kept = [
+                    ref
+                    for ref in row.corroboration
+                    if (ref.get("kind"), ref.get("code")) != (BaselineDrop.kind, "mood")
+                ]
+                if len(kept) != len(row.corroboration):
+                    row.corroboration = kept
+                    dirty = True
+                if dirty:
+                    row.save()
+                    changed += 1
+    return changed

@@ -13,7 +13,7 @@ from django.db import InterfaceError, OperationalError
 
 from screening.batching import BatchRequest, GpuBatches, batches_isolating_lost
 from screening.models import TextSource
-from screening.services import scoring, videos
+from screening.services import scoring, uploads, videos
 from screening.services.voice_jobs import VOICE_JOB_SOURCE
 
 logger = logging.getLogger("vigil.tasks")
@@ -41,6 +41,14 @@ def video_process(video_id: str) -> None:
 @shared_task(name="screening.tasks.media_jobs_reap", time_limit=120, **_DB_RETRY)
 def media_jobs_reap() -> dict[str, int]:
     return videos.media_jobs_reap()
+
+
+# Beat, every 10 minutes (default queue), and once when a worker starts (screening.worker):
+# plaintext upload files a killed web process left. No database, so no retry: the next tick is
+# the retry. Idempotent (a second run finds nothing older than the bound).
+@shared_task(name="screening.tasks.upload_tempfiles_sweep", time_limit=60, soft_time_limit=50)
+def upload_tempfiles_sweep() -> dict[str, int]:
+    return uploads.upload_tempfiles_sweep()
 
 
 # --- scoring (gpu queue: served by CPU workers where there is no GPU) ----------------------------

@@ -20,7 +20,10 @@ only and never stops the worker (the real job will meet, and report, the same er
 its ``-Q`` in the main process before the pool forks; where that is unknown, every model.
 
 ``worker_ready`` (once, in the worker's main process) sweeps the work directory of decrypted video
-files a killed worker left behind (:func:`screening.services.videos.decrypted_files_sweep`).
+files a killed worker left behind (:func:`screening.services.videos.decrypted_files_sweep`), and
+the upload temporary folder of plaintext uploads a killed web process left behind
+(:func:`screening.services.uploads.upload_tempfiles_sweep`, bounded to
+``UPLOAD_TMP_SWEEP_MAX_ENTRIES`` entries).
 
 Imported at the bottom of :mod:`screening.tasks`, so the handler is connected wherever the tasks
 are registered.
@@ -207,10 +210,17 @@ def _on_worker_process_init(**_kwargs: Any) -> None:
 @worker_ready.connect
 def _on_worker_ready(**_kwargs: Any) -> None:
     """Once per worker start: remove decrypted video files a killed worker left behind (a file
-    still held by a live process on this machine is kept; see privacy.storage)."""
+    still held by a live process on this machine is kept; see privacy.storage), and upload
+    temporary files a killed web process left (older than VIGIL_UPLOAD_TMP_MAX_AGE_SECONDS)."""
     try:
         from screening.services.videos import decrypted_files_sweep
 
         decrypted_files_sweep()
     except Exception as exc:  # never stop a worker from starting
         logger.warning("work directory sweep not run: %s", exc.__class__.__name__)
+    try:
+        from screening.services.uploads import upload_tempfiles_sweep
+
+        upload_tempfiles_sweep()
+    except Exception as exc:  # never stop a worker from starting
+        logger.warning("upload temporary folder sweep not run: %s", exc.__class__.__name__)

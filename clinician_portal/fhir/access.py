@@ -4,6 +4,7 @@ auditors and integration clients)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,11 +139,48 @@ def patients_visible(principal: Principal) -> QuerySet[Patient]:
     glass = BreakGlassAccess.objects.filter(
         clinician=clinician, expires_at__gt=timezone.now()
     ).values("patient_id")
-    return qs.filter(
-        Q(treating_clinician=clinician)
-        | Q(care_team__in=clinician.care_teams.all())
-        | Q(pk__in=glass)
+    return qs.filter(_care_team_q(clinician) | Q(pk__in=glass))
+
+
+def _care_team_q(clinician: Clinician) -> Q:
+    return Q(treating_clinician=clinician) | Q(care_team__in=clinician.care_teams.all())
+
+
+@dataclass(frozen=True)
+class GlassAccess:
+    """An unexpired break-glass access: its stated reason and when it ends."""
+
+    reason: str
+    expires_at: Any
+
+
+def break_glass_patients(
+    *, principal: Principal, patient_ids: Iterable[Any]
+) -> dict[str, GlassAccess]:
+    """Of these patients, those the principal sees only through break-glass (by id as text),
+    with the reason and end of the latest unexpired access: set-based, for many patients at once
+    (:func:`break_glass_purpose` answers for one)."""
+    clinician = principal.clinician
+    ids = {str(pk) for pk in patient_ids if pk}
+    if principal.kind != "clinician" or clinician is None or not ids:
+        return {}
+    care_team = Patient.objects.filter(
+        _care_team_q(clinician), pk__in=ids, organisation_id=principal.organisation_id
+    ).values("pk")
+    rows = (
+        BreakGlassAccess.objects.filter(
+            clinician=clinician,
+            patient_id__in=ids,
+            patient__organisation_id=principal.organisation_id,
+            patient__erased_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .exclude(patient_id__in=care_team)
+        .order_by("expires_at")
+        .values_list("patient_id", "reason", "expires_at")
     )
+    # Ordered by expiry: the latest access of each patient is the one kept.
+    return {str(pk): GlassAccess(reason=reason, expires_at=ends) for pk, reason, ends in rows}
 
 
 def break_glass_purpose(principal: Principal, patient_id: Any) -> tuple[bool, str]:

@@ -13,6 +13,11 @@ header, the chunk index and whether it is the last chunk, so chunks cannot be re
 another file or job, dropped or truncated without detection. Downloads are checked end to end
 first and then decrypted as a stream (:func:`export_file_stream`). Deleting a job (or its expiry,
 :func:`export_expire`) destroys the wrapped key before the files and the row (crypto-shredding).
+
+A finished job is served only while its requester may still see every patient in it
+(:func:`export_access_check`; :func:`export_access_sweep` hourly): a break-glass that ends, a
+care team left or a client revoked shreds the job (:func:`export_revoke`). Exports and downloads
+of patients seen through break-glass are flagged like reads.
 """
 
 from __future__ import annotations
@@ -27,15 +32,21 @@ import secrets
 import struct
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from clinician_portal.fhir.access import Principal, patients_visible, principal_for_token
+from clinician_portal.fhir.access import (
+    Principal,
+    break_glass_patients,
+    patients_visible,
+    principal_for_token,
+)
 from clinician_portal.fhir.errors import FhirError
 from clinician_portal.fhir.models import (
     ExportStatus,
@@ -472,13 +483,18 @@ def _export_write(
         output.append(
             {"type": type_name, "name": path.name, "count": count, "sha256": digest.hexdigest()}
         )
+    glass = break_glass_patients(principal=principal, patient_ids=patients_seen)
     for patient_id in sorted(patients_seen):
+        # Like a read: a patient seen only through break-glass is flagged, with the stated reason.
+        access = glass.get(patient_id)
         access_record(
             actor=principal.actor,
             action="fhir.export",
             patient_id=patient_id,
             resource_type="FhirExportJob",
             resource_id=job.pk,
+            purpose=access.reason if access else "",
+            break_glass=access is not None,
         )
     return output, patients_seen
 
@@ -552,10 +568,122 @@ def export_jobs_erase(*, patient: Any) -> int:
     return len(jobs)
 
 
+def export_expires_at(*, job: FhirExportJob, principal: Principal | None = None) -> datetime:
+    """When the job's files go: :func:`export_ttl` after it finished (after it was created while
+    it has not), or earlier, when the requester's access to one of its patients rests on a
+    break-glass access that ends first (the files are refused and shredded then)."""
+    expires = (job.finished_at or job.created_at) + export_ttl()
+    if principal is not None:
+        patient_ids = FhirExportPatient.objects.filter(job=job).values_list("patient_id", flat=True)
+        glass = break_glass_patients(principal=principal, patient_ids=patient_ids)
+        expires = min([expires, *(access.expires_at for access in glass.values())])
+    return expires
+
+
+def export_patients_lapsed(*, job: FhirExportJob, principal: Principal) -> list[str]:
+    """The job's patients the principal may no longer see (the same rule as reads: care team or
+    an unexpired break-glass for clinicians, the clinic otherwise; erased patients never)."""
+    visible = patients_visible(principal).values("pk")
+    lapsed = (
+        FhirExportPatient.objects.filter(job=job)
+        .exclude(patient_id__in=visible)
+        .order_by("patient_id")
+        .values_list("patient_id", flat=True)
+    )
+    return [str(pk) for pk in lapsed]
+
+
+def export_revoke(*, job: FhirExportJob, actor: Actor, patient_ids: list[str], reason: str) -> None:
+    """Crypto-shred a job whose requester lost access to its patients, and log it (one
+    ``fhir.export.revoke`` per patient whose access lapsed, or one for the job)."""
+    job_id = job.pk
+    export_delete(job=job)
+    targets: list[str | None] = [*patient_ids] or [None]
+    for patient_id in targets:
+        access_record(
+            actor=actor,
+            action="fhir.export.revoke",
+            outcome=AccessOutcome.DENIED,
+            patient_id=patient_id,
+            resource_type="FhirExportJob",
+            resource_id=job_id,
+            status_code=404,
+            reason=reason,
+        )
+    logger.info("fhir export %s revoked: %s", job_id, reason)
+
+
+def export_access_check(*, job: FhirExportJob, principal: Principal) -> None:
+    """Before a finished job's manifest or files are served: every patient in its files must
+    still be visible to the caller. Otherwise the job is shredded (:func:`export_revoke`) and the
+    answer is 404, as a read of those patients would be."""
+    lapsed = export_patients_lapsed(job=job, principal=principal)
+    if lapsed:
+        export_revoke(job=job, actor=principal.actor, patient_ids=lapsed, reason="access_lapsed")
+        raise FhirError(404, "not-found", "No such export job.")
+
+
+def export_download_record(*, job: FhirExportJob, principal: Principal, name: str) -> None:
+    """Log a file download: one event for the job, and one per patient of the job that the
+    requester sees only through break-glass (flagged, with the reason) for the auditors' review."""
+    access_record(
+        actor=principal.actor,
+        action="fhir.export.download",
+        resource_type="FhirExportJob",
+        resource_id=job.pk,
+        reason=name[:64],
+    )
+    patient_ids = FhirExportPatient.objects.filter(job=job).values_list("patient_id", flat=True)
+    glass = break_glass_patients(principal=principal, patient_ids=patient_ids)
+    for patient_id in sorted(glass):
+        access_record(
+            actor=principal.actor,
+            action="fhir.export.download",
+            patient_id=patient_id,
+            resource_type="FhirExportJob",
+            resource_id=job.pk,
+            reason=name[:64],
+            purpose=glass[patient_id].reason,
+            break_glass=True,
+        )
+
+
+def export_access_sweep() -> int:
+    """Shred every finished job whose requester can no longer see all of its patients (a
+    break-glass ended, the care team changed, the client was revoked), without waiting for a
+    download attempt or the TTL. Jobs whose token is gone are left to those two. Returns how
+    many were shredded."""
+    count = 0
+    jobs = FhirExportJob.objects.select_related("requester", "token").filter(
+        status=ExportStatus.COMPLETE, token__isnull=False
+    )
+    for job in list(jobs.order_by("created_at")):
+        if job.token is None:
+            continue
+        try:
+            principal = principal_for_token(user=job.requester, token=job.token)
+        except FhirError:
+            export_revoke(
+                job=job, actor=Actor.system(), patient_ids=[], reason="requester_not_authorised"
+            )
+            count += 1
+            continue
+        lapsed = export_patients_lapsed(job=job, principal=principal)
+        if lapsed:
+            export_revoke(job=job, actor=Actor.system(), patient_ids=lapsed, reason="access_lapsed")
+            count += 1
+    return count
+
+
 def export_expire(*, now: Any = None) -> int:
-    """Delete (crypto-shred) every export older than :func:`export_ttl`. Returns how many."""
+    """Delete (crypto-shred) every export :func:`export_ttl` after it finished (after it was
+    created, for one that never finished). Returns how many."""
     cutoff = (now or timezone.now()) - export_ttl()
-    expired = list(FhirExportJob.objects.filter(created_at__lt=cutoff).order_by("created_at"))
+    expired = list(
+        FhirExportJob.objects.filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+        ).order_by("created_at")
+    )
     for job in expired:
         job_id = job.pk
         export_delete(job=job)

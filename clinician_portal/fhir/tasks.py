@@ -25,7 +25,8 @@ def fhir_export_run(job_id: str) -> None:
 
 @shared_task(name="clinician_portal.fhir.tasks.fhir_exports_expire", ignore_result=True)
 def fhir_exports_expire() -> int:
-    """Crypto-shred exports older than ``VIGIL_FHIR_EXPORT_TTL_HOURS`` (beat, hourly)."""
-    from clinician_portal.fhir.services import export_expire
+    """Crypto-shred exports older than ``VIGIL_FHIR_EXPORT_TTL_HOURS``, and those whose requester
+    lost access to one of their patients (beat, hourly)."""
+    from clinician_portal.fhir.services import export_access_sweep, export_expire
 
-    return export_expire()
+    return export_expire() + export_access_sweep()

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from clinician_portal.fhir import services
@@ -394,7 +395,7 @@ def _own_job(request: HttpRequest, job_id: str) -> tuple[Principal, FhirExportJo
 @fhir_view
 def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
     _method(request, "GET", "DELETE")
-    _, job = _own_job(request, job_id)
+    principal, job = _own_job(request, job_id)
     if request.method == "DELETE":
         services.export_delete(job=job)
         return HttpResponse(status=202)
@@ -405,28 +406,26 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
         return response
     if job.status == ExportStatus.FAILED:
         raise FhirError(500, "exception", "The export failed.")
+    services.export_access_check(job=job, principal=principal)
     body = services.export_manifest(job=job, base_url=base_url(request))
     response = HttpResponse(json.dumps(body), content_type="application/json")
-    response["Expires"] = (job.finished_at or job.created_at).isoformat()
+    expires = services.export_expires_at(job=job, principal=principal)
+    response["Expires"] = http_date(expires.timestamp())
     return response
 
 
 @fhir_view
 def export_file(request: HttpRequest, job_id: str, name: str) -> StreamingHttpResponse:
     """The requester's own file, decrypted as a stream (checked end to end before the first
-    byte: a damaged file is a 500 OperationOutcome, never a partial download)."""
+    byte: a damaged file is a 500 OperationOutcome, never a partial download). Served only while
+    the requester may still see every patient in the job (else 404, and the job is shredded)."""
     _method(request, "GET")
     principal, job = _own_job(request, job_id)
     if job.status != ExportStatus.COMPLETE or name not in {o["name"] for o in job.output}:
         raise FhirError(404, "not-found", "No such export file.")
+    services.export_access_check(job=job, principal=principal)
     chunks = services.export_file_stream(job=job, name=name)
-    access_record(
-        actor=principal.actor,
-        action="fhir.export.download",
-        resource_type="FhirExportJob",
-        resource_id=job.pk,
-        reason=name[:64],
-    )
+    services.export_download_record(job=job, principal=principal, name=name)
     response = StreamingHttpResponse(chunks, content_type="application/fhir+ndjson")
     response["Cache-Control"] = "no-store"
     return response

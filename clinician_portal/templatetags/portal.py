@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from privacy.api.selectors import audit_event_actor_label, audit_event_client_ip
+
 register = template.Library()
 
 #: Shown for a missing number (an en dash).
@@ -50,3 +52,15 @@ def percent(value: Any) -> str:
         return f"{float(value) * 100:.0f}%"
     except (TypeError, ValueError):
         return NO_VALUE
+
+
+@register.filter
+def audit_actor(event: Any) -> str:
+    """An access event's actor as auditors see it (a patient by pseudonym, never a username)."""
+    return audit_event_actor_label(event=event) or NO_VALUE
+
+
+@register.filter
+def audit_client_ip(event: Any) -> str:
+    """The IP address of a caller that was not signed in; empty for everyone else."""
+    return audit_event_client_ip(event=event) or ""

@@ -3,6 +3,11 @@
 Auditors see their own clinic only: events about its patients (and events without a patient whose
 actor belongs to the clinic, such as its staff's logins), its patients' consent records and its
 break-glass accesses. Nothing here reads clinical content.
+
+Requests refused before anyone signed in (401s, failed logins: role ``anonymous``, no account, no
+patient) belong to no clinic: every auditor sees them, with the caller's IP address, so that probes
+and password guessing are seen at all. They carry ids and codes only (action, resource type, status,
+error code), never a path's values or a username.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from config.errors import NotFound
 from privacy.audit import Actor, access_record
-from privacy.choices import AccessOutcome
+from privacy.choices import ANONYMOUS_ROLE, AccessOutcome
 from privacy.models import (
     AccessEvent,
     BreakGlassAccess,
@@ -66,20 +71,51 @@ def _period(
     return query
 
 
+#: Events of callers that were not signed in and touched no patient: no clinic owns them.
+_ANONYMOUS_UNATTRIBUTED = Q(patient__isnull=True, actor__isnull=True, actor_role=ANONYMOUS_ROLE)
+
+
+def audit_event_is_anonymous(*, event: AccessEvent) -> bool:
+    """The event's caller was not signed in (a refused request, a failed login)."""
+    return event.actor_id is None and event.actor_role == ANONYMOUS_ROLE
+
+
+def audit_event_actor_label(*, event: AccessEvent) -> str | None:
+    """Who acted, as auditors see it: staff by username; a patient only by pseudonym (usernames
+    could identify them); a caller that was not signed in as ``anonymous``; else None (system)."""
+    user = event.actor
+    if user is None:
+        return ANONYMOUS_ROLE if audit_event_is_anonymous(event=event) else None
+    patient = getattr(user, "patient", None)
+    if patient is not None:
+        return str(patient.pseudonym)
+    return str(user.username)
+
+
+def audit_event_client_ip(*, event: AccessEvent) -> str | None:
+    """The caller's IP address, shown only for callers that were not signed in: it is all that
+    tells one prober from another. Signed-in actors are named; their addresses stay in the log."""
+    return event.ip_address if audit_event_is_anonymous(event=event) else None
+
+
 def audit_events_list(
     *,
     actor: Actor,
     auditor: Auditor,
     patient: str | None = None,
     actor_name: str | None = None,
+    role: str | None = None,
+    ip: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
     break_glass: bool | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> QuerySet[AccessEvent]:
-    """Access events of the auditor's clinic, newest first, filtered. ``patient`` is a pseudonym,
-    ``actor_name`` a username (or a patient's pseudonym)."""
+    """Access events of the auditor's clinic, and those of callers that were not signed in, newest
+    first, filtered. ``patient`` is a pseudonym, ``actor_name`` a username (or a patient's
+    pseudonym), ``role`` an actor role (``anonymous`` for callers not signed in) and ``ip`` the
+    address of a caller that was not signed in."""
     org = auditor.organisation_id
     target = _clinic_patient(auditor=auditor, pseudonym=patient)
     access_record(
@@ -90,6 +126,8 @@ def audit_events_list(
         reason=_filters_used(
             patient=patient,
             actor=actor_name,
+            role=role,
+            ip=ip,
             action=action,
             outcome=outcome,
             break_glass=break_glass,
@@ -103,7 +141,9 @@ def audit_events_list(
         | Q(actor__patient__organisation_id=org)
     )
     query: QuerySet[AccessEvent] = AccessEvent.objects.filter(
-        Q(patient__organisation_id=org) | (Q(patient__isnull=True) & staff_or_own)
+        Q(patient__organisation_id=org)
+        | (Q(patient__isnull=True) & staff_or_own)
+        | _ANONYMOUS_UNATTRIBUTED
     )
     if patient:
         query = query.filter(patient=target) if target else query.none()
@@ -111,6 +151,11 @@ def audit_events_list(
         query = query.filter(
             Q(actor__username=actor_name) | Q(actor__patient__pseudonym=actor_name)
         )
+    if role:
+        query = query.filter(actor_role=role)
+    if ip:
+        # Only callers that were not signed in: a signed-in patient's address is not a search key.
+        query = query.filter(actor__isnull=True, actor_role=ANONYMOUS_ROLE, ip_address=ip)
     if action:
         query = query.filter(action=action)
     if outcome:

@@ -8,7 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from privacy.choices import AccessOutcome, ConsentScope
+from privacy.api.selectors import audit_event_actor_label, audit_event_client_ip
+from privacy.choices import AccessOutcome, ActorRole, ConsentScope
 from privacy.models import AccessEvent, BreakGlassAccess, BreakGlassReview, ConsentRecord
 from screening.api.serializers import OffsetDateTimeField
 
@@ -38,6 +39,14 @@ class AuditEventQuerySerializer(PeriodQuerySerializer):
         required=False,
         max_length=150,
         help_text="The actor's username (staff) or pseudonym (a patient).",
+    )
+    role = serializers.ChoiceField(
+        choices=ActorRole.choices,
+        required=False,
+        help_text="The actor's role; `anonymous`: requests refused before anyone signed in.",
+    )
+    ip = serializers.IPAddressField(
+        required=False, help_text="The IP address of a caller that was not signed in."
     )
     action = serializers.CharField(
         required=False, max_length=64, help_text="An action code, e.g. diary.read."
@@ -106,18 +115,9 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
 
 
 # --- auditors ----------------------------------------------------------------------------------
-def _actor_label(user: Any) -> str | None:
-    """Staff by username; a patient only by pseudonym (usernames could identify them)."""
-    if user is None:
-        return None
-    patient = getattr(user, "patient", None)
-    if patient is not None:
-        return str(patient.pseudonym)
-    return str(user.username)
-
-
 class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
+    client_ip = serializers.SerializerMethodField()
     patient = serializers.CharField(
         source="patient.pseudonym", read_only=True, allow_null=True, help_text="Pseudonym."
     )
@@ -130,6 +130,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "occurred_at",
             "actor",
             "actor_role",
+            "client_ip",
             "patient",
             "action",
             "outcome",
@@ -144,9 +145,22 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="Username (staff), pseudonym (a patient) or `anonymous` (not signed in).",
+        )
+    )
     def get_actor(self, event: AccessEvent) -> str | None:
-        return _actor_label(event.actor)
+        return audit_event_actor_label(event=event)
+
+    @extend_schema_field(
+        serializers.IPAddressField(
+            allow_null=True, help_text="Only for callers that were not signed in."
+        )
+    )
+    def get_client_ip(self, event: AccessEvent) -> str | None:
+        return audit_event_client_ip(event=event)
 
 
 class AuditConsentSerializer(serializers.ModelSerializer):

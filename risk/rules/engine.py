@@ -7,7 +7,8 @@ firings into alerts.
 
 Cost per event is constant: an event is dispatched only to the rules whose rule-set entry declares
 its kind in ``reads``, and the state they read is bounded (the moods of a few local days around
-the event's day, and that day's crisis and corroborating signals, each list capped).
+the event's day, and the crisis and corroborating signals of the event's day, or of the few days
+around it that a rule's window names, each day's lists capped).
 
 Events carry ids, scores and codes only, never patient text: a crisis-language event names the
 detector's category and the ids of the spans it matched, not the words.
@@ -49,6 +50,9 @@ TEXT_MODALITIES = ("diary_text", "transcript_text")
 BASELINE_SIGNALS = ("voice", "face", "mood", "text", "activity")
 #: How many signals of one kind a day keeps in the state (bounds the cost of a rule).
 DAY_SIGNALS_CAP = 20
+#: The widest corroboration window a rule set may name (local days either side of the event's
+#: day): bounds the state a crisis-language event reads, whatever a file or an override says.
+CORROBORATION_WINDOW_DAYS_MAX = 3
 
 
 class EngineError(ValueError):
@@ -345,26 +349,37 @@ class MoodRef:
 
 @dataclass(frozen=True)
 class SignalRef:
-    """A signal of one local day: ``code`` is the crisis category or the baseline signal."""
+    """A signal of one local day: ``code`` is the crisis category or the baseline signal.
+
+    ``local_date`` is the day the signal belongs to (None: the event's own day, for a state
+    built by hand). Signals carry a local day only, never a time of day: the producers hand the
+    engine day-level events (see ``docs/risk.md``, "Corroboration window").
+    """
 
     kind: str
     source_id: str
     code: str = ""
     score: float | None = None
+    local_date: dt.date | None = None
 
     def as_evidence(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "source_id": self.source_id,
             "code": self.code,
             "score": self.score,
         }
+        if self.local_date is not None:
+            out["local_date"] = self.local_date.isoformat()
+        return out
 
 
 @dataclass(frozen=True)
 class PatientState:
     """What the rules may read besides the event: the moods of the local days around the event's
-    day and the event's day's crisis and corroborating signals (both capped)."""
+    day and the crisis and corroborating signals of the days the rules' windows cover (the
+    event's day alone unless a rule names a window; each day's lists capped). Each signal names
+    its day (:attr:`SignalRef.local_date`); the rules ignore the ones outside their window."""
 
     moods: Mapping[dt.date, MoodRef] = field(default_factory=dict)
     crisis: tuple[SignalRef, ...] = ()
@@ -373,12 +388,17 @@ class PatientState:
 
 def day_signal(event: Event) -> tuple[str, SignalRef] | None:
     """What an event adds to its day's signals: ("crisis" | "corroboration", ref), or None."""
+    day = event.local_date
     if isinstance(event, CrisisLanguage):
-        return "crisis", SignalRef(event.kind, event.source_id, event.category)
+        return "crisis", SignalRef(event.kind, event.source_id, event.category, local_date=day)
     if isinstance(event, MediaDistress):
-        return "corroboration", SignalRef(event.kind, event.source_id, "video", event.score)
+        return "corroboration", SignalRef(
+            event.kind, event.source_id, "video", event.score, local_date=day
+        )
     if isinstance(event, BaselineDrop):
-        return "corroboration", SignalRef(event.kind, event.source_id, event.signal, event.z)
+        return "corroboration", SignalRef(
+            event.kind, event.source_id, event.signal, event.z, local_date=day
+        )
     return None
 
 
@@ -417,13 +437,35 @@ class Firing:
 RuleFn = Callable[[Rule, Event, PatientState], Firing | None]
 
 
+def _no_span(params: Mapping[str, Any]) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     fn: RuleFn
     kinds: frozenset[str]  # the event kinds the function understands
-    params: Mapping[str, type | tuple[type, ...]]
+    params: Mapping[str, type | tuple[type, ...]]  # required in every rule-set file
     needs_moods: bool = False  # reads state.moods
-    needs_day: bool = False  # reads the day's crisis/corroboration signals
+    needs_day: bool = False  # reads the crisis/corroboration signals of its window's days
+    #: Parameters a file may leave out: {name: (type, value when left out)}. Lets a new rule-set
+    #: version add a parameter while the older files (never edited) keep loading unchanged.
+    optional: Mapping[str, tuple[type | tuple[type, ...], Any]] = field(default_factory=dict)
+    #: Hard limits of numeric parameters, whatever a file or a clinic's override says.
+    limits: Mapping[str, Bounds] = field(default_factory=dict)
+    #: How many local days either side of the event's day the function reads state.
+    span: Callable[[Mapping[str, Any]], int] = _no_span
+
+    @property
+    def param_types(self) -> dict[str, type | tuple[type, ...]]:
+        """Every parameter the function knows (required and optional) with its type."""
+        return {**self.params, **{name: kind for name, (kind, _) in self.optional.items()}}
+
+    def param(self, params: Mapping[str, Any], name: str) -> Any:
+        """A parameter's value, or its default when the file left an optional one out."""
+        if name in params:
+            return params[name]
+        return self.optional[name][1]
 
 
 def _fire(
@@ -533,7 +575,9 @@ def _mood_ref(
     """The day's mood as a second signal: its text-free score only (None: text alone)."""
     if independent is None or confidence < params["min_confidence"]:
         return None
-    return SignalRef(DailyMood.kind, day.isoformat(), code or "independent", independent)
+    return SignalRef(
+        DailyMood.kind, day.isoformat(), code or "independent", independent, local_date=day
+    )
 
 
 def _day_mood_ref(state: PatientState, day: dt.date, params: Mapping[str, Any]) -> SignalRef | None:
@@ -544,33 +588,77 @@ def _day_mood_ref(state: PatientState, day: dt.date, params: Mapping[str, Any]) 
     return _mood_ref(day, mood.confidence, mood.independent, code, params)
 
 
+def _window_days(params: Mapping[str, Any]) -> int:
+    """The corroboration window: local days either side of the event's day (0: the same day)."""
+    return int(FUNCTIONS["double_verification"].param(params, "window_days"))
+
+
+def _in_window(
+    refs: tuple[SignalRef, ...], day: dt.date, window: int
+) -> list[tuple[int, SignalRef]]:
+    """The signals of the days within ``window`` of ``day`` as (days apart, ref), nearest first
+    (stable: the state's order within a distance). A ref without a day is of ``day`` itself."""
+    near = []
+    for ref in refs:
+        apart = abs(((ref.local_date or day) - day).days)
+        if apart <= window:
+            near.append((apart, ref if ref.local_date is not None else _dated(ref, day)))
+    near.sort(key=lambda pair: pair[0])
+    return near
+
+
+def _dated(ref: SignalRef, day: dt.date) -> SignalRef:
+    return SignalRef(ref.kind, ref.source_id, ref.code, ref.score, local_date=day)
+
+
+def _pair_key(crisis: SignalRef, second: SignalRef) -> str:
+    # The same for either arrival order, so a pair counts once (alerts de-duplicate on it).
+    return f"{crisis.source_id}+{second.kind}:{second.source_id}"
+
+
 def rule_double_verification(rule: Rule, event: Event, state: PatientState) -> Firing | None:
-    """Crisis language confirmed by a second, independent signal of the same local day: video
-    distress, a voice or face state far below the patient's baseline, or a low fused mood.
+    """Crisis language confirmed by a second, independent signal within the corroboration
+    window: video distress, a voice or face state far below the patient's baseline, or a low
+    fused mood.
+
+    The window is ``window_days`` local days either side of the crisis language's day (v3: 1,
+    so the day before, the day itself and the day after; a file without the parameter, v1 and
+    v2, means 0: the same local day only). Either signal may arrive first, and either may lie on
+    the earlier day. The nearest signal confirms first (the same day before an adjacent one).
 
     Independent means another kind of signal: two crisis-language findings never confirm each
-    other, whatever their sources, and the fused mood confirms only through the modalities other
-    than text that contributed to it (self-rated mood, voice, face, questionnaires): its
-    text-free score (:attr:`DailyMood.independent_score`) must be at or below the threshold. A
-    day whose mood comes from the diary or transcript text alone confirms nothing (the text
-    would confirm itself). Either may arrive first.
+    other, whatever their sources and days, and a fused mood (of any day in the window) confirms
+    only through the modalities other than text that contributed to it (self-rated mood, voice,
+    face, questionnaires): its text-free score (:attr:`DailyMood.independent_score`) must be at
+    or below the threshold. A day whose mood comes from the diary or transcript text alone
+    confirms nothing (the text would confirm itself).
+
+    The firing's key names the pair (crisis source + second signal), the same whichever arrived
+    first, so a pair fires once; its evidence names both signals with their local days.
     """
     params = rule.params
     categories = params["categories"]
+    window = _window_days(params)
     if isinstance(event, CrisisLanguage):
         if event.category not in categories:
             return None
-        candidates = list(state.corroboration)
-        mood_ref = _day_mood_ref(state, event.local_date, params)
-        if mood_ref is not None:
-            candidates.append(mood_ref)
-        for ref in candidates:
+        crisis_ref = day_signal(event)[1]  # type: ignore[index]
+        candidates = _in_window(state.corroboration, event.local_date, window)
+        for apart in range(window + 1):
+            days = {event.local_date - dt.timedelta(days=apart)}
+            days.add(event.local_date + dt.timedelta(days=apart))
+            for mood_day in sorted(days):
+                mood_ref = _day_mood_ref(state, mood_day, params)
+                if mood_ref is not None:
+                    candidates.append((apart, mood_ref))
+        candidates.sort(key=lambda pair: pair[0])  # stable: signals before moods at a distance
+        for _, ref in candidates:
             if _corroborates(ref, params):
                 return _fire(
                     rule,
                     event,
-                    key=f"{event.source_id}+{ref.kind}:{ref.source_id}",
-                    crisis=day_signal(event)[1].as_evidence(),  # type: ignore[index]
+                    key=_pair_key(crisis_ref, ref),
+                    crisis=crisis_ref.as_evidence(),
                     corroboration=ref.as_evidence(),
                 )
         return None
@@ -588,12 +676,12 @@ def rule_double_verification(rule: Rule, event: Event, state: PatientState) -> F
         return None
     if second is None or not _corroborates(second, params):
         return None
-    for crisis in state.crisis:
+    for _, crisis in _in_window(state.crisis, event.local_date, window):
         if crisis.code in categories:
             return _fire(
                 rule,
                 event,
-                key=f"{crisis.source_id}+{second.kind}:{second.source_id}",
+                key=_pair_key(crisis, second),
                 crisis=crisis.as_evidence(),
                 corroboration=second.as_evidence(),
             )
@@ -652,6 +740,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         frozenset({"daily_mood"}),
         {"mood_at_or_below": _NUM, "min_confidence": _NUM, "days": int},
         needs_moods=True,
+        span=lambda params: int(params["days"]) - 1,
     ),
     "double_verification": FunctionSpec(
         rule_double_verification,
@@ -666,6 +755,10 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         },
         needs_moods=True,
         needs_day=True,
+        # v3 added the window; v1 and v2 (no such parameter) mean the same local day only.
+        optional={"window_days": (int, 0)},
+        limits={"window_days": Bounds(0, CORROBORATION_WINDOW_DAYS_MAX)},
+        span=_window_days,
     ),
     "baseline_drop": FunctionSpec(
         rule_baseline_drop,
@@ -718,11 +811,19 @@ class RuleSet:
     def mood_window_days(self, kind: str) -> int | None:
         """How many days either side of the event's day the rules for ``kind`` read moods
         (None: they read no moods)."""
+        return self._window(kind, moods=True)
+
+    def day_window_days(self, kind: str) -> int | None:
+        """How many days either side of the event's day the rules for ``kind`` read crisis and
+        corroborating signals (0: that day only; None: they read none)."""
+        return self._window(kind, moods=False)
+
+    def _window(self, kind: str, *, moods: bool) -> int | None:
         window: int | None = None
         for rule in self.rules_for(kind):
-            if FUNCTIONS[rule.function].needs_moods:
-                span = int(rule.params.get("days", 1)) - 1
-                window = max(window or 0, span)
+            spec = FUNCTIONS[rule.function]
+            if spec.needs_moods if moods else spec.needs_day:
+                window = max(window or 0, spec.span(rule.params))
         return window
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> RuleSet:
@@ -742,7 +843,7 @@ class RuleSet:
                     raise EngineError(f"{rule_id}.{name} may not be overridden")
                 if isinstance(value, bool) or not isinstance(value, _NUM):
                     raise EngineError(f"{rule_id}.{name} must be a number")
-                expected = FUNCTIONS[known[rule_id].function].params[name]
+                expected = FUNCTIONS[known[rule_id].function].param_types[name]
                 if expected is int and not isinstance(value, int):
                     raise EngineError(f"{rule_id}.{name} must be an integer")
                 if not bounds.minimum <= value <= bounds.maximum:

@@ -66,20 +66,29 @@ def _rule(data: Any, *, where: str) -> Rule:
         if kind not in EVENT_TYPES or kind not in spec.kinds:
             raise EngineError(f"{where}: cannot read {kind}")
     params = data.get("params", {})
-    if not isinstance(params, dict) or set(params) != set(spec.params):
-        raise EngineError(f"{where}: params must be exactly {sorted(spec.params)}")
-    for name, expected in spec.params.items():
-        if not _is_type(params[name], expected):
+    types = spec.param_types
+    if (
+        not isinstance(params, dict)
+        or not set(spec.params) <= set(params)
+        or not set(params) <= set(types)
+    ):
+        optional = f" (optional: {sorted(spec.optional)})" if spec.optional else ""
+        raise EngineError(f"{where}: params must be exactly {sorted(spec.params)}{optional}")
+    for name, value in params.items():
+        if not _is_type(value, types[name]):
             raise EngineError(f"{where}: {name} has the wrong type")
         vocabulary = _LIST_VOCABULARIES.get(name)
-        if vocabulary is not None and not set(params[name]) <= set(vocabulary):
+        if vocabulary is not None and not set(value) <= set(vocabulary):
             raise EngineError(f"{where}: {name} has unknown values")
+        limit = spec.limits.get(name)
+        if limit is not None and not limit.minimum <= value <= limit.maximum:
+            raise EngineError(f"{where}: {name} must be within {limit.minimum} and {limit.maximum}")
     overridable: dict[str, Bounds] = {}
     raw_overridable = data.get("overridable", {})
     if not isinstance(raw_overridable, dict):
         raise EngineError(f"{where}: overridable must be an object")
     for name, bounds in raw_overridable.items():
-        if name not in params or spec.params[name] not in (int, (int, float)):
+        if name not in params or types[name] not in (int, (int, float)):
             raise EngineError(f"{where}: only numeric parameters may be overridable")
         if not (isinstance(bounds, dict) and set(bounds) == {"min", "max"}):
             raise EngineError(f"{where}: overridable {name} needs min and max")
@@ -88,6 +97,9 @@ def _rule(data: Any, *, where: str) -> Rule:
             raise EngineError(f"{where}: overridable {name} bounds are malformed")
         if not low <= params[name] <= high:
             raise EngineError(f"{where}: {name} lies outside its own bounds")
+        limit = spec.limits.get(name)
+        if limit is not None and not limit.minimum <= low <= high <= limit.maximum:
+            raise EngineError(f"{where}: overridable {name} bounds exceed its limits")
         overridable[name] = Bounds(float(low), float(high))
     deterministic = data.get("deterministic", False)
     if not isinstance(deterministic, bool):

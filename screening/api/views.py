@@ -13,7 +13,6 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +27,7 @@ from screening import selectors
 from screening.api import serializers as s
 from screening.api.permissions import IsPatient
 from screening.api.throttles import LoginUsernameThrottle
+from screening.api.uploads import UploadMultiPartParser
 from screening.crisis import crisis_resources_for
 from screening.models import Patient
 from screening.services.diary import diary_entry_create
@@ -128,7 +128,7 @@ class VideoListCreate(_InputList):
     audit_action = "video"
     audit_resource = "VideoSubmission"
     serializer_class = s.VideoSubmissionSerializer
-    parser_classes = [MultiPartParser]
+    parser_classes = [UploadMultiPartParser]
     throttle_scope = "upload"
 
     def get_throttles(self) -> list[Any]:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
 import statistics
 import time
 import uuid
+import zoneinfo
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -37,7 +39,7 @@ from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
 from privacy.consent import consent_has, derived_deleter_register
 from privacy.erasure import erasure_hook_register
-from risk.intake import signal_received
+from risk.intake import daily_mood_retracted, signal_received
 from risk.rules.engine import (
     TEXT_MODALITIES,
     BaselineDrop,
@@ -178,15 +180,56 @@ def _on_commit(func: Any) -> None:
 
 
 def diary_entry_committed(*, entry: DiaryEntry) -> None:
-    """Call inside the transaction that stored a new diary entry: scores it after the commit."""
+    """Call inside the transaction that stored a new diary entry: scores it after the commit
+    (which recomputes its day). Without TEXT_ANALYSIS consent there is no text to score, but a
+    self-rating still informs the day: the day's mood is recomputed instead."""
     entry_id = entry.pk
+    if entry.self_rated_mood is not None and not consent_has(
+        patient=entry.patient, scope=ConsentScope.TEXT_ANALYSIS
+    ):
+        patient_id, day = entry.patient_id, entry.local_date
+        _on_commit(lambda: daily_mood_enqueue(patient_id=patient_id, local_date=day))
+        return
     _on_commit(lambda: text_analysis_enqueue(entry_id=entry_id))
 
 
+def _local_today(tz_names: Iterable[str]) -> dt.date:
+    """The latest calendar day now in any of ``tz_names`` (unknown names are skipped; UTC
+    when none is known)."""
+    now = timezone.now()
+    days = []
+    for name in tz_names:
+        try:
+            days.append(now.astimezone(zoneinfo.ZoneInfo(name)).date())
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
+    return max(days) if days else now.astimezone(dt.UTC).date()
+
+
+def questionnaire_mood_days(*, response: QuestionnaireResponse) -> list[dt.date]:
+    """The days whose mood a questionnaire informs and that need recomputing now: its own day,
+    and, for PHQ-9 and GAD-7 (which count towards the ``QUESTIONNAIRE_LOOKBACK_DAYS`` following
+    days too), each following day up to the patient's today that already has a mood (a
+    backdated, offline submission). At most ``QUESTIONNAIRE_LOOKBACK_DAYS + 1`` days."""
+    day = response.local_date
+    if response.instrument not in ("phq9", "gad7"):
+        return [day]
+    patient = response.patient
+    today = _local_today([response.timezone, patient.timezone])
+    last = min(day + dt.timedelta(days=QUESTIONNAIRE_LOOKBACK_DAYS), today)
+    later = DailyMoodScore.objects.filter(
+        patient_id=response.patient_id, local_date__gt=day, local_date__lte=last
+    ).values_list("local_date", flat=True)
+    return [day, *sorted(later)]
+
+
 def questionnaire_committed(*, response: QuestionnaireResponse) -> None:
-    """Call inside the transaction that stored a questionnaire: recomputes the day after commit."""
-    patient_id, day = response.patient_id, response.local_date
-    _on_commit(lambda: daily_mood_enqueue(patient_id=patient_id, local_date=day))
+    """Call inside the transaction that stored a questionnaire: recomputes, after the commit, its
+    day and the following days it informs that already have a mood
+    (:func:`questionnaire_mood_days`)."""
+    patient_id = response.patient_id
+    for day in questionnaire_mood_days(response=response):
+        _on_commit(lambda d=day: daily_mood_enqueue(patient_id=patient_id, local_date=d))
 
 
 # --- text ----------------------------------------------------------------------------------------
@@ -343,6 +386,16 @@ def _text_allowed(patient: Patient) -> bool:
     )
 
 
+#: A transcript is speech turned into text: scoring it needs both scopes (as its daily mood does).
+TRANSCRIPT_SCOPES = (ConsentScope.TEXT_ANALYSIS, ConsentScope.VOICE_ANALYSIS)
+
+
+def _transcript_allowed(patient: Patient) -> bool:
+    return patient.erased_at is None and all(
+        consent_has(patient=patient, scope=scope) for scope in TRANSCRIPT_SCOPES
+    )
+
+
 def _diary_job(entry_id: uuid.UUID) -> TextJob | None:
     entry = DiaryEntry.objects.select_related("patient").filter(pk=entry_id).first()
     if entry is None or not _text_allowed(entry.patient):
@@ -368,7 +421,7 @@ def _transcript_job(video_id: uuid.UUID) -> TextJob | None:
     media = (
         MediaAnalysis.objects.select_related("patient", "video").filter(video_id=video_id).first()
     )
-    if media is None or not _text_allowed(media.patient):
+    if media is None or not _transcript_allowed(media.patient):
         return None
     transcript = media.transcript
     if not transcript or not transcript.strip():
@@ -393,7 +446,8 @@ def _transcript_job(video_id: uuid.UUID) -> TextJob | None:
 
 def text_job_prepare(*, source: str, ref: uuid.UUID) -> TextJob | None:
     """Fetch one text to score and record the access; None: nothing to do (gone, erased, no
-    TEXT_ANALYSIS consent, empty transcript)."""
+    TEXT_ANALYSIS consent, for a transcript no VOICE_ANALYSIS consent either, empty
+    transcript)."""
     if source == TextSource.DIARY:
         return _diary_job(ref)
     if source == TextSource.TRANSCRIPT:
@@ -404,6 +458,10 @@ def text_job_prepare(*, source: str, ref: uuid.UUID) -> TextJob | None:
 def _text_job_still_wanted(job: TextJob) -> bool:
     """After scoring: consent withdrawn, the patient erased or the source gone meanwhile wins."""
     if not consent_has(patient=job.patient, scope=ConsentScope.TEXT_ANALYSIS):
+        return False
+    if job.source == TextSource.TRANSCRIPT and not consent_has(
+        patient=job.patient, scope=ConsentScope.VOICE_ANALYSIS
+    ):
         return False
     if not Patient.objects.filter(pk=job.patient.pk, erased_at__isnull=True).exists():
         return False
@@ -453,8 +511,9 @@ def text_analysis_run(*, entry_id: uuid.UUID) -> TextAnalysis | None:
 
 
 def transcript_analysis_run(*, video_id: uuid.UUID) -> TextAnalysis | None:
-    """Score a video's transcript with the text scorer. Needs TEXT_ANALYSIS consent now (the
-    transcript itself exists only under VOICE_ANALYSIS consent)."""
+    """Score a video's transcript with the text scorer. Needs TEXT_ANALYSIS and VOICE_ANALYSIS
+    consent now (the transcript is the patient's speech: it exists only under VOICE_ANALYSIS
+    consent, and a withdrawal of either stops its scoring, even without deletion)."""
     return _text_job_run(source=TextSource.TRANSCRIPT, ref=video_id)
 
 
@@ -698,13 +757,17 @@ def _weighted_text(rows: list[TextAnalysis], modality: str) -> fu.ModalityInput 
     inputs = []
     for row in rows:
         probs = (row.scores or {}).get("valence_probs")
-        inputs.append(
-            fu.text_modality(
-                modality=modality,
-                valence=row.valence,
-                probs=probs if isinstance(probs, (dict, list)) else None,
-            )
+        item = fu.text_modality(
+            modality=modality,
+            valence=row.valence,
+            probs=probs if isinstance(probs, (dict, list)) else None,
         )
+        # The confidence stored with the analysis was computed from the text itself (halved for
+        # a text under 20 characters, ``fu.text_modality``); the text is not read again here.
+        stored = row.confidence
+        if stored is not None and math.isfinite(stored):
+            item = replace(item, confidence=round(max(0.0, min(1.0, float(stored))), 4))
+        inputs.append(item)
     total = sum(i.confidence for i in inputs)
     score = (
         sum((i.score or 0.0) * i.confidence for i in inputs) / total
@@ -837,7 +900,8 @@ def fusion_config_for(*, patient: Patient) -> tuple[fu.FusionConfig, FusionWeigh
     )
     config = fu.FusionConfig()
     if fitted is not None:
-        config = fu.with_weights(config, fitted.weights)
+        # on the defaults' scale (weights fitted before it was pinned summed to their count)
+        config = fu.with_weights(config, fu.fitted_weights_rescale(fitted.weights))
     return config, fitted
 
 
@@ -865,6 +929,8 @@ def daily_mood_recompute(*, patient: Patient, local_date: dt.date) -> DailyMoodS
             },
         )
         if fused.score is None:
+            # no DailyMood to send: a mood sent for this day before must not stay with risk
+            daily_mood_retracted(patient=patient, local_dates=[local_date])
             return row
         # Crisis language is confirmed only by what the text did not say: the day fused from
         # the other modalities alone (None when text was all there was, or too little else).
@@ -897,6 +963,8 @@ def daily_mood_recompute(*, patient: Patient, local_date: dt.date) -> DailyMoodS
                     model_version=fused.version,
                 ),
             )
+        else:  # a drop sent for an earlier version of the day no longer stands
+            daily_mood_retracted(patient=patient, local_dates=[local_date], baseline_drop_only=True)
     return row
 
 
@@ -956,13 +1024,54 @@ def _stale_days(
     )
 
 
+def _questionnaire_stale_days(
+    *, settled: dt.datetime, since: dt.datetime, limit: int
+) -> list[tuple[uuid.UUID, dt.date]]:
+    """(patient, day) pairs a PHQ-9 / GAD-7 submitted in the reaper's window informs, whose mood
+    is older than it: its own day (also when missing, however far it was backdated) and each of
+    the ``QUESTIONNAIRE_LOOKBACK_DAYS`` following days that has a mood (see
+    :func:`questionnaire_mood_days`). Two queries, at most ``limit`` submissions."""
+    responses = list(
+        QuestionnaireResponse.objects.filter(
+            instrument__in=("phq9", "gad7"),
+            created_at__gte=since,
+            created_at__lt=settled,
+            patient__erased_at__isnull=True,
+        )
+        .order_by("created_at")
+        .values_list("patient_id", "local_date", "created_at")[:limit]
+    )
+    if not responses:
+        return []
+    window = dt.timedelta(days=QUESTIONNAIRE_LOOKBACK_DAYS)
+    moods: dict[tuple[uuid.UUID, dt.date], dt.datetime] = {
+        (patient_id, day): updated_at
+        for patient_id, day, updated_at in DailyMoodScore.objects.filter(
+            patient_id__in={patient_id for patient_id, _, _ in responses},
+            local_date__gte=min(day for _, day, _ in responses),
+            local_date__lte=max(day for _, day, _ in responses) + window,
+        ).values_list("patient_id", "local_date", "updated_at")
+    }
+    stale: set[tuple[uuid.UUID, dt.date]] = set()
+    for patient_id, day, created_at in responses:
+        if (patient_id, day) not in moods:
+            stale.add((patient_id, day))
+        for offset in range(QUESTIONNAIRE_LOOKBACK_DAYS + 1):
+            key = (patient_id, day + dt.timedelta(days=offset))
+            if key in moods and moods[key] < created_at:
+                stale.add(key)
+    return sorted(stale, key=lambda d: (d[1], str(d[0])))[:limit]
+
+
 def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Send again the scoring work that a broker outage lost; safe on any number of beat ticks.
 
     Looks only at the last ``VIGIL_SCORING_REAP_DAYS`` days and at work older than a minute:
     diary entries with TEXT_ANALYSIS consent and no text analysis; finished videos with a
-    transcript and no transcript analysis; days whose mood is older than one of the day's inputs
-    (a diary self-rating, a questionnaire, a text or media analysis) or missing. Work sent within
+    transcript, no transcript analysis and both TEXT_ANALYSIS and VOICE_ANALYSIS consent; days
+    whose mood is older than one of the day's inputs (a diary self-rating, a questionnaire, a
+    text or media analysis) or missing, and the following days a PHQ-9 / GAD-7 informs whose
+    mood is older than it (a backdated submission). Work sent within
     ``VIGIL_SCORING_REAP_COOLDOWN_SECONDS`` is left to its queue. At most ``limit`` jobs are
     sent. The tasks are idempotent, so a duplicate is harmless; the first failed publish (broker
     still down) ends the run, and the next tick tries again.
@@ -973,6 +1082,7 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
     first_day = since.date() - dt.timedelta(days=1)  # local days may lag UTC by up to a day
     counts = {"text": 0, "transcript": 0, "mood": 0, "skipped": 0, "failed": 0}
     consent: dict[uuid.UUID, bool] = {}
+    consent_voice: dict[uuid.UUID, bool] = {}  # a transcript needs voice consent too
 
     def text_allowed(patient_id: uuid.UUID) -> bool:
         if patient_id not in consent:
@@ -981,6 +1091,16 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
                 patient=patient, scope=ConsentScope.TEXT_ANALYSIS
             )
         return consent[patient_id]
+
+    def transcript_allowed(patient_id: uuid.UUID) -> bool:
+        if not text_allowed(patient_id):
+            return False
+        if patient_id not in consent_voice:
+            patient = Patient.objects.filter(pk=patient_id).first()
+            consent_voice[patient_id] = patient is not None and consent_has(
+                patient=patient, scope=ConsentScope.VOICE_ANALYSIS
+            )
+        return consent_voice[patient_id]
 
     jobs: list[tuple[str, str, Any]] = []
     covered: set[tuple[uuid.UUID, dt.date]] = set()  # days a text job recomputes anyway
@@ -1011,7 +1131,7 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
         .values_list("pk", "patient_id", "local_date")[:limit]
     )
     for pk, patient_id, day in videos:
-        if text_allowed(patient_id):
+        if transcript_allowed(patient_id):
             jobs.append(
                 ("transcript", str(pk), lambda pk=pk: transcript_analysis_enqueue(video_id=pk))
             )
@@ -1027,6 +1147,8 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
         days.update(
             _stale_days(rows, stamp=stamp, settled=settled, first_day=first_day, limit=limit)
         )
+    # a PHQ-9 / GAD-7 also informs the following days (a backdated one: days already scored)
+    days.update(_questionnaire_stale_days(settled=settled, since=since, limit=limit))
     for patient_id, day in sorted(days - covered, key=lambda d: (d[1], str(d[0]))):
         jobs.append(
             (
@@ -1061,11 +1183,32 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
 
 # --- consent withdrawal and erasure --------------------------------------------------------------
 def _moods_using_delete(*, patient: Patient, modalities: Iterable[str]) -> int:
+    """Delete the daily moods that used ``modalities``, make risk forget them now (no new alert
+    may count them), and recompute each of those days from what remains after the commit."""
     query = Q()
     for modality in modalities:
         query |= Q(inputs__has_key=modality)
-    deleted, _ = DailyMoodScore.objects.filter(patient=patient).filter(query).delete()
+    rows = DailyMoodScore.objects.filter(patient=patient).filter(query)
+    days = sorted(set(rows.values_list("local_date", flat=True)))
+    deleted, _ = rows.delete()
+    if days:
+        daily_mood_retracted(patient=patient, local_dates=days)
+        _moods_recompute_after_commit(patient_id=patient.pk, days=days)
     return deleted
+
+
+def _moods_recompute_after_commit(*, patient_id: uuid.UUID, days: list[dt.date]) -> None:
+    """Recompute ``days`` after the commit (tasks, ids only), unless the patient was erased
+    meanwhile (an erasure runs the same deleters: nothing is left to recompute). A failed
+    publish stops the rest; the reaper recomputes recent days that have inputs and no mood."""
+
+    def send() -> None:
+        if not Patient.objects.filter(pk=patient_id, erased_at__isnull=True).exists():
+            return
+        for day in days:
+            daily_mood_enqueue(patient_id=patient_id, local_date=day)
+
+    _on_commit(send)
 
 
 @derived_deleter_register(ConsentScope.TEXT_ANALYSIS, name="text scores")

@@ -173,3 +173,77 @@ def test_console_query_counts(
         raise_help_alert(portal.world.patient_a)
     with django_assert_max_num_queries(16):
         assert auditor.get(path).status_code == 200
+
+
+# --- callers that were not signed in --------------------------------------------------------------
+PROBER = "203.0.113.7"
+
+
+def _anonymous_refusals(portal: Portal) -> list[AccessEvent]:
+    """A patient API call, a FHIR read with a pseudonym in its path, and a portal sign-in with an
+    unknown username, all from PROBER without signing in."""
+    world = portal.world
+    anon = Client(REMOTE_ADDR=PROBER)
+    assert anon.get("/api/v1/me").status_code == 401
+    assert anon.get(f"/fhir/Patient/{world.patient_a.pseudonym}").status_code == 401
+    anon.post("/portal/login/", {"username": "no-such-user-x7", "password": "nope"})
+    events = list(AccessEvent.objects.filter(actor__isnull=True, actor_role="anonymous"))
+    assert len(events) == 3 and all(e.ip_address == PROBER for e in events)
+    return events
+
+
+def test_access_log_shows_anonymous_refusals_with_the_callers_address(
+    portal: Portal, auditor: Client
+) -> None:
+    world = portal.world
+    refused = _anonymous_refusals(portal)
+    raise_help_alert(world.patient_a)
+    response = auditor.get("/portal/audit/events/")
+    assert {e.pk for e in refused} <= {e.pk for e in response.context["events"]}
+    body = response.content.decode()
+    assert PROBER in body and "anonymous" in body
+    only = auditor.get("/portal/audit/events/?role=anonymous").context["events"]
+    assert {e.pk for e in only} == {e.pk for e in refused}
+    by_ip = auditor.get(f"/portal/audit/events/?ip={PROBER}&action=fhir.request").context["events"]
+    assert [(e.action, e.resource_type, e.status_code) for e in by_ip] == [
+        ("fhir.request", "Patient", 401)
+    ]
+    # Nothing a prober typed is shown: not the pseudonym in a path, not the username tried.
+    assert (
+        "no-such-user-x7"
+        not in auditor.get("/portal/audit/events/?role=anonymous").content.decode()
+    )
+
+
+def test_access_log_names_patients_by_pseudonym_and_shows_no_signed_in_address(
+    portal: Portal, auditor: Client
+) -> None:
+    world = portal.world
+    assert world.client_for(world.patient_a.user).get("/api/v1/me", REMOTE_ADDR=PROBER).status_code
+    assert AccessEvent.objects.filter(actor_id=world.patient_a.user_id, ip_address=PROBER).exists()
+    body = auditor.get("/portal/audit/events/?role=patient").content.decode()
+    assert world.patient_a.pseudonym in body
+    assert world.patient_a.user.username not in body
+    assert PROBER not in body
+    assert auditor.get(f"/portal/audit/events/?ip={PROBER}").context["events"] == []
+
+
+def test_another_clinics_auditor_sees_the_anonymous_refusals_but_no_patient(
+    portal: Portal, db: Any
+) -> None:
+    refused = _anonymous_refusals(portal)
+    stranger = make_auditor(organisation=OrganisationFactory())
+    response = portal.sign_in(stranger.user).get("/portal/audit/events/?role=anonymous")
+    assert {e.pk for e in response.context["events"]} == {e.pk for e in refused}
+    body = response.content.decode()
+    assert portal.world.patient_a.pseudonym not in body
+    assert portal.world.patient_a.user.username not in body
+
+
+@pytest.mark.parametrize("bad", ["role=superuser", "ip=not-an-address"])
+def test_bad_role_or_ip_filters_are_ignored_not_errors(
+    portal: Portal, auditor: Client, bad: str
+) -> None:
+    response = auditor.get(f"/portal/audit/events/?{bad}")
+    assert response.status_code == 200
+    assert response.context["form"].errors

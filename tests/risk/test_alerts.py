@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -47,8 +48,9 @@ def test_phq9_item9_raises_an_orange_alert_with_the_submission(rw):
     alert = Alert.objects.get()
     assert (alert.tier, alert.state, alert.rule_id) == ("orange", "open", "phq9_item9")
     assert alert.assigned_to == rw.clinician
-    assert alert.rule_set_version == "v2"  # the default set
-    assert alert.rule_set_hash == rule_sets()["v2"].sha256
+    default = settings.VIGIL_RISK_RULE_SET_DEFAULT  # v3 (test_corroboration_window pins it)
+    assert alert.rule_set_version == default
+    assert alert.rule_set_hash == rule_sets()[default].sha256
     assert alert.local_date == response.local_date
     # Evidence: encrypted at rest; ids and scores only (not the answers).
     assert isinstance(Alert.objects.values_list("evidence", flat=True).get(), Sealed)
@@ -56,7 +58,7 @@ def test_phq9_item9_raises_an_orange_alert_with_the_submission(rw):
     assert evidence["event"]["response_id"] == str(response.pk)
     assert evidence["event"]["item9"] == 1
     assert "answers" not in str(evidence)
-    assert evidence["rule_set"]["version"] == "v2"
+    assert evidence["rule_set"]["version"] == default
     assert AlertEvidence.objects.get().dedupe_key == f"phq9_item9:{response.pk}"
     assert [t.note_code for t in AlertTransition.objects.filter(alert=alert)] == ["raised"]
     assert AccessEvent.objects.filter(action="alert.raise", resource_id=str(alert.pk)).exists()
@@ -157,7 +159,11 @@ def test_crisis_alone_is_yellow_and_distress_the_same_day_makes_it_orange(rw):
     assert orange.evidence["corroboration"]["source_id"] == "video-1"
 
 
-def test_distress_on_another_local_day_leaves_crisis_yellow(rw):
+def test_distress_on_another_local_day_leaves_crisis_yellow_in_v2(rw):
+    # v1/v2: the same local day only (v3's window: tests/risk/test_corroboration_window.py).
+    services.rule_set_select(
+        actor=Actor.system(), organisation=rw.world.clinic, version="v2", threshold_overrides={}
+    )
     patient = rw.patient
     intake.signal_received(patient=patient, event=crisis(day=TODAY))
     intake.signal_received(

@@ -362,8 +362,243 @@ def test_double_verification_evidence_names_both_signals():
         "source_id": "text:d1",
         "code": "passive_ideation",
         "score": None,
+        "local_date": D.isoformat(),  # each signal with its local day
     }
     assert firing.evidence["corroboration"]["source_id"] == "v1"
+    assert firing.evidence["corroboration"]["local_date"] == D.isoformat()
+
+
+# --- double verification within a window (v3) --------------------------------------------------
+V2 = rule_sets()["v2"]
+V3 = rule_sets()["v3"]
+ORANGE = "crisis_double_verified"
+
+
+def test_v3_differs_from_v2_only_in_the_corroboration_window():
+    # v2 stays as it was (alerts raised under it keep their version and hash); v3 adds one
+    # parameter (and its override bounds) to crisis_double_verified and says so in the texts.
+    v2 = json.loads((SETS_DIR / "v2.json").read_text())
+    v3 = json.loads((SETS_DIR / "v3.json").read_text())
+    assert v3["version"] == "v3" and "adjacent local day" in v3["title"]
+    changed = {new["id"] for old, new in zip(v2["rules"], v3["rules"], strict=True) if old != new}
+    assert changed == {ORANGE, "crisis_single"}
+    for rules in (v2["rules"], v3["rules"]):
+        for rule in rules:
+            if rule["id"] in changed:
+                del rule["description"]
+    orange = next(r for r in v3["rules"] if r["id"] == ORANGE)
+    assert orange["params"].pop("window_days") == 1
+    assert orange["overridable"].pop("window_days") == {"min": 1, "max": 2}
+    assert v3["rules"] == v2["rules"]
+    # v1 and v2 load without the parameter: the same local day only, as before.
+    assert "window_days" not in V2.rule(ORANGE).params
+    assert (V2.day_window_days("media_distress"), V3.day_window_days("media_distress")) == (0, 1)
+    assert (V2.mood_window_days("crisis_language"), V3.mood_window_days("crisis_language")) == (
+        0,
+        1,
+    )
+    assert V3.mood_window_days("daily_mood") == 2  # the streak's, wider than the window
+    assert V3.day_window_days("questionnaire_scored") is None
+    assert V1.day_window_days("crisis_language") == 0
+
+
+def dated(kind: str, n: int, code: str, score: float | None = None) -> SignalRef:
+    """A stored signal of day ``n`` (relative to D), as the service loads it."""
+    return SignalRef(kind, f"{kind[:5]}{n}", code, score, local_date=day(n))
+
+
+def distress_on(n: int, score: float = 0.8) -> SignalRef:
+    return dated("media_distress", n, "video", score)
+
+
+def crisis_on(n: int, category: str = "passive_ideation") -> SignalRef:
+    return SignalRef("crisis_language", f"text:d{n}", category, local_date=day(n))
+
+
+@pytest.mark.parametrize(
+    ("state", "in_v2", "in_v3"),
+    [
+        (PatientState(corroboration=(distress_on(0),)), True, True),
+        (PatientState(corroboration=(distress_on(-1),)), False, True),  # the day before
+        (PatientState(corroboration=(distress_on(1),)), False, True),  # the day after
+        (PatientState(corroboration=(distress_on(-2),)), False, False),  # outside the window
+        (PatientState(corroboration=(distress_on(2),)), False, False),
+        (PatientState(corroboration=(distress_on(3),)), False, False),  # 3 days apart
+        (PatientState(corroboration=(distress_on(-3),)), False, False),
+        (PatientState(corroboration=(distress_on(1, 0.69),)), False, False),  # boundary holds
+        (
+            PatientState(corroboration=(dated("baseline_drop", 1, "voice", -2.0),)),
+            False,
+            True,
+        ),
+        (
+            PatientState(corroboration=(dated("baseline_drop", -1, "mood", -3.0),)),
+            False,
+            False,
+        ),  # a mood baseline is not a voice/face state, on any day
+        # an adjacent day's fused mood confirms through its text-free score only
+        (PatientState(moods=mood_of(day(-1), -7)), False, True),
+        (PatientState(moods=mood_of(day(1), -4, independent=-7)), False, True),
+        (PatientState(moods=mood_of(day(1), -8, independent=-3)), False, False),
+        (PatientState(moods=moods((day(1), -9))), False, False),  # no text-free score
+        (
+            PatientState(moods=mood_of(day(1), -9, independent=None, modalities=("diary_text",))),
+            False,
+            False,
+        ),  # the mood of the next day's diary text alone: text confirming text
+        (PatientState(moods=mood_of(day(2), -9)), False, False),  # outside the window
+        # two crisis findings never confirm each other, on adjacent days either
+        (PatientState(crisis=(crisis_on(-1, "active_ideation"),)), False, False),
+        (PatientState(crisis=(crisis_on(1),)), False, False),
+    ],
+)
+def test_v3_confirms_crisis_language_with_a_signal_of_an_adjacent_local_day(state, in_v2, in_v3):
+    event = crisis("active_ideation")
+    assert fired(event, state, rule_set=V2) == {"crisis_single"} | ({ORANGE} if in_v2 else set())
+    assert fired(event, state, rule_set=V3) == {"crisis_single"} | ({ORANGE} if in_v3 else set())
+
+
+@pytest.mark.parametrize(
+    ("crisis_day", "in_v2", "in_v3"),
+    [(0, True, True), (-1, False, True), (1, False, True), (-2, False, False), (3, False, False)],
+)
+@pytest.mark.parametrize(
+    "event",
+    [
+        MediaDistress(local_date=D, video_id="v9", score=0.9),
+        BaselineDrop(local_date=D, signal="face", z=-2.5, source_ref="v9"),
+        DailyMood(local_date=D, score=-7, modalities=("diary_text", "voice"), independent_score=-7),
+    ],
+    ids=["video", "face", "mood"],
+)
+def test_v3_second_signal_arriving_after_crisis_language_of_an_adjacent_day(
+    event, crisis_day, in_v2, in_v3
+):
+    state = PatientState(crisis=(crisis_on(crisis_day),))
+    assert (ORANGE in fired(event, state, rule_set=V2)) is in_v2
+    assert (ORANGE in fired(event, state, rule_set=V3)) is in_v3
+
+
+@pytest.mark.parametrize(
+    "mood",
+    [
+        DailyMood(local_date=D, score=-9),  # producer did not say what it fused
+        DailyMood(local_date=D, score=-9, modalities=("diary_text", "transcript_text")),
+        DailyMood(
+            local_date=D, score=-8, modalities=("diary_text", "self_rated"), independent_score=-2
+        ),
+    ],
+)
+def test_v3_a_mood_of_text_alone_never_confirms_crisis_of_the_adjacent_day(mood):
+    state = PatientState(crisis=(crisis_on(-1), crisis_on(1)))
+    assert ORANGE not in fired(mood, state, rule_set=V3)
+
+
+def test_v3_the_23_50_and_00_10_signals_straddle_local_midnight_and_confirm_each_other():
+    tz = zoneinfo.ZoneInfo("Europe/Berlin")
+    written = dt.datetime(2025, 6, 10, 23, 50, tzinfo=tz).astimezone(dt.UTC)
+    recorded = dt.datetime(2025, 6, 11, 0, 10, tzinfo=tz).astimezone(dt.UTC)
+    text_day, video_day = written.astimezone(tz).date(), recorded.astimezone(tz).date()
+    assert (recorded - written, (video_day - text_day).days) == (dt.timedelta(minutes=20), 1)
+    text = crisis("passive_ideation", ref="d1", day=text_day)
+    video = MediaDistress(local_date=video_day, video_id="v1", score=0.85)
+    stored_text = PatientState(
+        crisis=(SignalRef(text.kind, "text:d1", text.category, None, text_day),)
+    )
+    stored_video = PatientState(
+        corroboration=(SignalRef(video.kind, "v1", "video", 0.85, video_day),)
+    )
+    # video second, then text second: both orders fire under v3, neither under v2
+    by_video = [f for f in evaluate(V3, video, stored_text) if f.rule_id == ORANGE]
+    by_text = [f for f in evaluate(V3, text, stored_video) if f.rule_id == ORANGE]
+    assert ORANGE not in fired(video, stored_text, rule_set=V2)
+    assert ORANGE not in fired(text, stored_video, rule_set=V2)
+    assert len(by_video) == len(by_text) == 1
+    # the pair has one key whichever arrived first (the alert counts it once)...
+    assert by_video[0].dedupe_key == by_text[0].dedupe_key == f"{ORANGE}:text:d1+media_distress:v1"
+    # ...and the evidence names both signals with their local days
+    for firing in (by_video[0], by_text[0]):
+        assert firing.evidence["crisis"]["local_date"] == "2025-06-10"
+        assert firing.evidence["corroboration"]["local_date"] == "2025-06-11"
+        assert firing.evidence["corroboration"]["source_id"] == "v1"
+        assert firing.evidence["params"]["window_days"] == 1
+        assert firing.tier == "orange" and not firing.deterministic
+
+
+def test_v3_the_window_is_in_local_days_not_hours():
+    # Documented: 23:50 before and 00:10 after a 23-hour day (spring forward) are 23 h 20 min
+    # apart but two local days apart, outside v3's one-day window; a clinic may widen it to 2.
+    tz = zoneinfo.ZoneInfo("Europe/Berlin")
+    written = dt.datetime(2025, 3, 29, 23, 50, tzinfo=tz)
+    recorded = dt.datetime(2025, 3, 31, 0, 10, tzinfo=tz)
+    assert recorded.astimezone(dt.UTC) - written.astimezone(dt.UTC) < dt.timedelta(hours=24)
+    text = crisis("passive_ideation", day=written.date())
+    state = PatientState(
+        corroboration=(SignalRef("media_distress", "v1", "video", 0.9, recorded.date()),)
+    )
+    assert ORANGE not in fired(text, state, rule_set=V3)
+    wider = V3.with_overrides({ORANGE: {"window_days": 2}})
+    assert ORANGE in fired(text, state, rule_set=wider)
+    # ...and the whole of both adjacent days counts (up to nearly 48 hours apart)
+    state = PatientState(corroboration=(distress_on(1),))
+    assert ORANGE in fired(crisis("passive_ideation"), state, rule_set=V3)
+
+
+def test_v3_the_nearest_signal_confirms_first():
+    state = PatientState(
+        corroboration=(distress_on(-1), distress_on(1), distress_on(0)),
+        moods=mood_of(day(-1), -9),
+    )
+    (firing,) = [f for f in evaluate(V3, crisis("active_ideation"), state) if f.rule_id == ORANGE]
+    assert firing.evidence["corroboration"]["local_date"] == D.isoformat()
+    state = PatientState(crisis=(crisis_on(-1), crisis_on(0)))
+    video = MediaDistress(local_date=D, video_id="v9", score=0.9)
+    (firing,) = evaluate(V3, video, state)
+    assert firing.evidence["crisis"]["source_id"] == "text:d0"
+    # an undated signal (a state built by hand) is of the event's own day
+    state = PatientState(corroboration=(DISTRESS,))
+    (firing, _) = evaluate(V3, crisis("active_ideation"), state)
+    assert firing.evidence["corroboration"]["local_date"] == D.isoformat()
+
+
+def test_v3_window_overrides_are_bounded():
+    wider = V3.with_overrides({ORANGE: {"window_days": 2}})
+    state_2 = PatientState(corroboration=(distress_on(2),))
+    state_3 = PatientState(corroboration=(distress_on(-3),))
+    assert ORANGE in fired(crisis("active_ideation"), state_2, rule_set=wider)
+    assert ORANGE not in fired(crisis("active_ideation"), state_3, rule_set=wider)
+    assert wider.day_window_days("crisis_language") == 2
+    with pytest.raises(EngineError, match="within"):
+        V3.with_overrides({ORANGE: {"window_days": 0}})  # never narrower than v3's default
+    with pytest.raises(EngineError, match="within"):
+        V3.with_overrides({ORANGE: {"window_days": 3}})
+    with pytest.raises(EngineError, match="integer"):
+        V3.with_overrides({ORANGE: {"window_days": 1.5}})
+    with pytest.raises(EngineError, match="may not be overridden"):
+        V2.with_overrides({ORANGE: {"window_days": 1}})  # v2 has no window
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r["params"].update(window_days=4), "must be within 0"),
+        (lambda r: r["params"].update(window_days=-1), "must be within 0"),
+        (lambda r: r["params"].update(window_days="1"), "wrong type"),
+        (lambda r: r["params"].update(window_days=True), "wrong type"),
+        (lambda r: r["params"].update(window_days=1.0), "wrong type"),
+        (lambda r: r["params"].update(window_hours=24), "params must be exactly"),
+        (lambda r: r["params"].pop("categories"), "params must be exactly"),
+        (
+            lambda r: r["overridable"].update(window_days={"min": 1, "max": 4}),
+            "exceed its limits",
+        ),
+    ],
+)
+def test_malformed_corroboration_windows_are_refused(mutate, message):
+    data = json.loads((SETS_DIR / "v3.json").read_text())
+    mutate(next(r for r in data["rules"] if r["id"] == ORANGE))
+    with pytest.raises(EngineError, match=message):
+        rule_set_parse(json.dumps(data).encode())
 
 
 # --- low mood streak -----------------------------------------------------------------------------

@@ -88,3 +88,21 @@ def test_fit_fusion_without_enough_data_fails(world: Any) -> None:
 def test_fit_fusion_unknown_clinic(db: Any) -> None:
     with pytest.raises(CommandError):
         call_command("fit_fusion", "nope", stdout=StringIO())
+
+
+def test_weights_stored_on_the_old_scale_do_not_dilute_the_phq9(world: Any) -> None:
+    """Weights fitted before their sum was pinned to the defaults' sum summed to the number of
+    fitted modalities (4 here, against 2.1 for their defaults): used as they are, a PHQ-9 would
+    count for less than half of what it counts for with the defaults."""
+    FusionWeights.objects.create(
+        organisation=world.clinic,
+        weights={"self_rated": 1.0, "diary_text": 1.0, "voice": 1.0, "face": 1.0},
+        fusion_version="fusion-1.0",
+        n_examples=40,
+        mae=1.0,
+    )
+    config, fitted = scoring.fusion_config_for(patient=world.patient_a)
+    assert fitted is not None
+    fitted_sum = sum(config.weights[m] for m in ("self_rated", "diary_text", "voice", "face"))
+    assert fitted_sum == pytest.approx(0.8 + 0.7 + 0.35 + 0.25)
+    assert config.weights["phq9"] == 1.0 and config.weights["gad7"] == 0.4

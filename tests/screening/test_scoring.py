@@ -20,9 +20,17 @@ from privacy.erasure import patient_erase
 from risk.models import Alert, AlertEvidence
 from risk.selectors import alerts_visible_to
 from screening import selectors, tasks
+from screening.choices import VideoStatus
 from screening.ml.artifacts import ModelInfo
+from screening.ml.fusion import fusion as fu
 from screening.ml.fusion.fusion import FUSION_VERSION
-from screening.models import DailyMoodScore, DiaryEntry, TextAnalysis
+from screening.models import (
+    DailyMoodScore,
+    DiaryEntry,
+    MediaAnalysis,
+    TextAnalysis,
+    VideoSubmission,
+)
 from screening.services import scoring
 from screening.services.diary import diary_entry_create
 from screening.services.questionnaires import questionnaire_submit
@@ -263,7 +271,7 @@ def test_questionnaire_recomputes_the_day(
 
 def test_more_negative_diaries_lower_the_mood(world: Any, scorer: FakeScorer) -> None:
     good = write(world, "A great day with friends.", patient=world.patient_a)
-    bad = write(world, "An awful day.", patient=world.patient_b)
+    bad = write(world, "An awful day, from start to end.", patient=world.patient_b)
     for entry in (good, bad):
         scoring.text_analysis_run(entry_id=entry.pk)
     mood_a = DailyMoodScore.objects.get(patient=world.patient_a)
@@ -425,3 +433,128 @@ def test_a_crisis_diary_with_a_low_self_rated_mood_is_confirmed(
     alerts = Alert.objects.filter(patient=world.patient_a, state__in=["open", "acknowledged"])
     assert [(a.tier, a.rule_id) for a in alerts] == [("orange", "crisis_double_verified")]
     assert alerts[0].evidence["corroboration"]["code"] == "self_rated"
+
+
+# --- short texts count less in the day's mood ----------------------------------------------------
+def test_a_short_text_counts_at_its_stored_halved_confidence(
+    world: Any, scorer: FakeScorer
+) -> None:
+    short = write(world, "awful")  # 5 characters: confidence halved (docs/fusion.md)
+    analysis = scoring.text_analysis_run(entry_id=short.pk)
+    long = write(world, "An awful day, from start to end.", patient=world.patient_b)
+    long_analysis = scoring.text_analysis_run(entry_id=long.pk)
+    assert analysis is not None and long_analysis is not None
+    assert analysis.confidence == pytest.approx(long_analysis.confidence / 2, abs=1e-3)
+    # a one-word entry alone says too little to estimate the day's mood
+    mood = DailyMoodScore.objects.get(patient=world.patient_a)
+    assert mood.abstained and mood.score is None
+    assert DailyMoodScore.objects.get(patient=world.patient_b).score is not None
+    # next to a self-rating it counts, at the confidence stored with its analysis
+    write(world, "x", mood=5)
+    row = scoring.daily_mood_recompute(patient=world.patient_a, local_date=short.local_date)
+    [diary] = [c for c in row.contributions if c["modality"] == "diary_text"]
+    assert diary["confidence"] == pytest.approx(analysis.confidence, abs=1e-3)
+
+
+# --- a backdated questionnaire updates the following days ---------------------------------------
+def test_a_backdated_phq9_recomputes_the_following_days_that_have_a_mood(
+    world: Any, scorer: FakeScorer, eager: list, django_capture_on_commit_callbacks: Any
+) -> None:
+    patient = world.patient_a
+    now = timezone.now()
+    moods = {}
+    for days_ago in (8, 5, 0):  # before the PHQ-9, inside its 6 following days, after them
+        entry = write(world, "x", mood=5, when=now - dt.timedelta(days=days_ago))
+        moods[days_ago] = scoring.daily_mood_recompute(patient=patient, local_date=entry.local_date)
+    eager.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response, _ = questionnaire_submit(  # answered offline a week ago, synced now
+            actor=patient_actor(patient),
+            patient=patient,
+            idempotency_key=uuid.uuid4(),
+            instrument="phq9",
+            answers=[3] * 9,
+            client_timestamp=now - dt.timedelta(days=7),
+        )
+    recomputed = [args[1] for name, args, _ in eager if name == "daily_mood_recompute"]
+    assert recomputed == [
+        response.local_date.isoformat(),
+        moods[5].local_date.isoformat(),
+    ]
+    inside = DailyMoodScore.objects.get(pk=moods[5].pk)
+    fresh = fu.fuse(scoring.daily_mood_inputs(patient=patient, local_date=inside.local_date))
+    assert inside.score == fresh.score and inside.score < moods[5].score  # type: ignore[operator]
+    assert "phq9" in inside.inputs
+    for untouched in (8, 0):
+        assert DailyMoodScore.objects.get(pk=moods[untouched].pk).score == moods[untouched].score
+    # days between without a mood of their own get none
+    assert DailyMoodScore.objects.filter(patient=patient).count() == 4
+
+
+# --- a transcript needs voice consent too --------------------------------------------------------
+def _video_with_transcript(patient: Any, text: str = CRISIS) -> VideoSubmission:
+    now = timezone.now()
+    video = VideoSubmission.objects.create(
+        patient=patient,
+        idempotency_key=uuid.uuid4(),
+        client_timestamp=now,
+        timezone=patient.timezone,
+        local_date=timezone.localdate(),
+        storage_name=f"{patient.pk}/{uuid.uuid4()}",
+        size_bytes=1234,
+        duration_seconds=30.0,
+        container="mp4",
+        video_codec="h264",
+        width=320,
+        height=240,
+        status=VideoStatus.DONE,
+        finished_at=now,
+    )
+    MediaAnalysis.objects.create(
+        patient=patient, video=video, local_date=video.local_date, transcript=text
+    )
+    return video
+
+
+def _withdraw(patient: Any, scope: str) -> None:
+    consent_change(actor=patient_actor(patient), patient=patient, scope=scope, granted=False)
+
+
+def test_a_transcript_is_not_scored_after_voice_consent_is_withdrawn(
+    world: Any, scorer: FakeScorer
+) -> None:
+    video = _video_with_transcript(world.patient_a)
+    _withdraw(world.patient_a, ConsentScope.VOICE_ANALYSIS)  # the transcript data is kept
+    assert scoring.transcript_analysis_run(video_id=video.pk) is None
+    assert scorer.calls == 0
+    assert not TextAnalysis.objects.exists()
+    assert not Alert.objects.filter(patient=world.patient_a).exists()
+    assert not DailyMoodScore.objects.exists()
+
+
+def test_a_voice_withdrawal_while_a_transcript_is_scored_wins(
+    world: Any, scorer: FakeScorer
+) -> None:
+    video = _video_with_transcript(world.patient_a)
+    job = scoring.text_job_prepare(source="transcript", ref=video.pk)
+    assert job is not None
+    result = scorer.score([job.text])[0]
+    _withdraw(world.patient_a, ConsentScope.VOICE_ANALYSIS)  # without deletion
+    assert scoring.text_job_record(job=job, result=result) is None
+    assert not TextAnalysis.objects.exists()
+    assert not Alert.objects.filter(patient=world.patient_a).exists()
+    # a diary entry needs only text consent, as before
+    entry = write(world, CRISIS)
+    assert scoring.text_analysis_run(entry_id=entry.pk) is not None
+
+
+def test_a_self_rating_without_text_consent_still_recomputes_the_day(
+    world: Any, scorer: FakeScorer, eager: list, django_capture_on_commit_callbacks: Any
+) -> None:
+    _withdraw(world.patient_a, ConsentScope.TEXT_ANALYSIS)
+    with django_capture_on_commit_callbacks(execute=True):
+        write(world, "An awful day, from start to end.", mood=2)
+    assert [name for name, _, _ in eager] == ["daily_mood_recompute"]  # no text job: no consent
+    mood = DailyMoodScore.objects.get(patient=world.patient_a)
+    assert set(mood.inputs) == {"self_rated"} and mood.score == pytest.approx(-6.0)
+    assert scorer.calls == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+import zoneinfo
 from typing import Any
 
 import pytest
@@ -364,3 +365,52 @@ def test_a_lost_batch_is_sent_again_on_the_next_tick_once_then_after_the_cooldow
     batching.lost_handle("screening.tasks.text_scoring_batch", lost)  # lost again
     assert scoring.scoring_jobs_reap(now=later())["text"] == 0
     assert len(broker.sent) == 2
+
+
+def test_a_transcript_is_not_sent_again_once_voice_consent_is_withdrawn(
+    world: Any, scorer: FakeScorer, broker: Broker
+) -> None:
+    video = _done_video_with_transcript(world.patient_a)
+    consent_change(  # text consent still held; the transcript data is kept (no deletion)
+        actor=Actor(user_id=world.patient_a.user_id, role="patient"),
+        patient=world.patient_a,
+        scope=ConsentScope.VOICE_ANALYSIS,
+        granted=False,
+    )
+    counts = scoring.scoring_jobs_reap(now=later())
+    assert counts["transcript"] == 0
+    assert ("text_scoring_batch", ["transcript", str(video.pk)], "gpu") not in broker.sent
+    assert not TextAnalysis.objects.filter(video=video).exists()
+
+
+def test_a_lost_recompute_of_the_days_after_a_backdated_phq9_is_sent_again(
+    world: Any, scorer: FakeScorer, broker: Broker, django_capture_on_commit_callbacks: Any
+) -> None:
+    patient = world.patient_a
+    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(patient.timezone))
+    scored = {}
+    for days_ago in (4, 2, 0):  # days with a mood before the PHQ-9 arrived
+        day = today - dt.timedelta(days=days_ago)
+        scored[days_ago] = scoring.daily_mood_recompute(patient=patient, local_date=day)
+    DailyMoodScore.objects.update(updated_at=timezone.now() - dt.timedelta(minutes=10))
+    broker.up = False
+    with django_capture_on_commit_callbacks(execute=True):
+        response, _ = questionnaire_submit(  # answered offline three days ago
+            actor=Actor(user_id=patient.user_id, role="patient"),
+            patient=patient,
+            idempotency_key=uuid.uuid4(),
+            instrument="phq9",
+            answers=[3] * 9,
+            client_timestamp=timezone.now() - dt.timedelta(days=3),
+        )
+    assert broker.refused >= 1
+    broker.up = True
+    counts = scoring.scoring_jobs_reap(now=later())
+    sent = sorted(args[1] for name, args, _ in broker.sent if name == "daily_mood_recompute")
+    # its own day (no mood yet) and the two later days that have one; not the day before it
+    assert sent == sorted(
+        [response.local_date.isoformat(), scored[2].local_date.isoformat(), today.isoformat()]
+    )
+    assert counts["mood"] == 3
+    assert "phq9" in DailyMoodScore.objects.get(pk=scored[2].pk).inputs
+    assert scoring.scoring_jobs_reap(now=later(5))["mood"] == 0  # done: nothing stale is left

@@ -6,6 +6,7 @@ as a logical ``device`` reference).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -20,6 +21,8 @@ from clinician_portal.fhir.mappers.common import (
     quantity,
     ref,
 )
+
+logger = logging.getLogger("vigil.fhir")
 
 SURVEY = concept(codes.OBS_CATEGORY, "survey", "Survey")
 VIGIL_CATEGORY = concept(codes.SYSTEM_OBS_CATEGORY, "digital-biomarker", "Vigil digital measure")
@@ -140,26 +143,76 @@ def mood_to_fhir(data: dict[str, Any]) -> dict[str, Any]:
     return drop_empty(resource)
 
 
+def media_features_flatten(kind: str, features: dict[str, Any]) -> dict[str, Any]:
+    """A panel's stored features by name, without the analysis metadata, and with the face's
+    ``expression`` object flattened to ``expression_<label>`` (absent when it is null)."""
+    metadata = codes.VOICE_METADATA if kind == "voice" else codes.FACE_METADATA
+    flat = {k: v for k, v in features.items() if k not in metadata}
+    if kind == "face" and "expression" in flat:
+        expression = flat.pop("expression")
+        if isinstance(expression, dict):
+            flat.update({f"expression_{label}": p for label, p in expression.items()})
+        elif expression is not None:
+            flat["expression"] = expression  # not the pipeline's shape: unmapped
+    return flat
+
+
+def media_features_unmapped(kind: str, features: dict[str, Any]) -> list[str]:
+    """Stored feature names that have no code (sorted): a renamed or new pipeline feature."""
+    table = codes.VOICE_MEASURES if kind == "voice" else codes.FACE_MEASURES
+    return sorted(str(k) for k in media_features_flatten(kind, features) if k not in table)
+
+
+def _feature_component(code: str, value: Any) -> dict[str, Any]:
+    component: dict[str, Any] = {"code": _measure_code(code)}
+    if not codes.MEASURES[code][1]:  # a text feature (no unit)
+        if isinstance(value, str) and value:
+            component["valueString"] = value
+        else:
+            component["dataAbsentReason"] = _absent("unknown" if value is None else "error")
+        return component
+    if value is None:
+        component["dataAbsentReason"] = _absent()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        component["dataAbsentReason"] = _absent("error")
+    elif isinstance(value, float) and not math.isfinite(value):
+        component["dataAbsentReason"] = _absent()
+    else:
+        # Counts stay integers; measures keep the pipeline's 6 significant digits (tiny ratios
+        # such as a clipped fraction would be lost to a fixed number of decimals).
+        _, unit_code, unit = codes.MEASURES[code]
+        number = value if isinstance(value, int) else float(f"{value:.6g}")
+        component["valueQuantity"] = quantity(number, unit_code, unit)
+    return component
+
+
 def media_panel_to_fhir(data: dict[str, Any]) -> dict[str, Any]:
     """One video's voice (``kind="voice"``) or face (``kind="face"``) features as a panel.
 
-    Input keys: kind, video_id, patient_id, effective, features ({name: value or None}),
-    model_name, model_version, last_updated. Unknown feature names are skipped (no code exists
-    for them in the Vigil code system)."""
+    Input keys: kind, video_id, patient_id, effective, features (the stored
+    ``ProsodyFeatures.as_dict()`` / ``FaceFeatures.as_dict()``: {name: value or None}),
+    model_name, model_version, last_updated.
+
+    Every stored feature is a component, in the code table's order (:data:`codes.VOICE_MEASURES`,
+    :data:`codes.FACE_MEASURES`); a null or non-finite value is a ``dataAbsentReason``. A feature
+    name without a code is left out (a number without a defined meaning or unit is not exported)
+    and counted in a warning that names only the panel and the video id."""
     kind = data["kind"]
-    names = codes.VOICE_FEATURES if kind == "voice" else codes.FACE_FEATURES
-    features = data.get("features") or {}
-    components = []
-    for name in names:
-        if name not in features:
-            continue
-        value = features[name]
-        component: dict[str, Any] = {"code": _measure_code(name)}
-        if value is None or not math.isfinite(float(value)):
-            component["dataAbsentReason"] = _absent()
-        else:
-            component["valueQuantity"] = _measure_quantity(name, value)
-        components.append(component)
+    table = codes.VOICE_MEASURES if kind == "voice" else codes.FACE_MEASURES
+    features = media_features_flatten(kind, data.get("features") or {})
+    components = [
+        _feature_component(code, features[name])
+        for name, (code, *_) in table.items()
+        if name in features
+    ]
+    unmapped = sum(1 for name in features if name not in table)
+    if unmapped:
+        logger.warning(
+            "fhir %s panel of video %s: %d stored feature(s) have no code and were not exported",
+            kind,
+            data.get("video_id"),
+            unmapped,
+        )
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": media_id(kind, data["video_id"]),

@@ -373,9 +373,16 @@ def fit_weights(rows: Sequence[FitRow], *, ridge: float = 1.0, min_rows: int = 2
 
     The fused score is a weighted mean, so ``fused = label`` is linear in the weights after
     multiplying out the denominator: ``sum_m w_m c_m (s_m - label) = 0``. Non-negative least
-    squares on those rows, with the weights' sum pinned to the number of modalities and a ridge
-    pull towards the default weights (rescaled), gives weights that are evaluated on the real
-    fusion (MAE and Lin's CCC, against the same for the defaults). Raises InsufficientData.
+    squares on those rows, with the weights' sum pinned to the sum of the same modalities'
+    default weights and a ridge pull towards those defaults, gives weights that are evaluated on
+    the real fusion (MAE and Lin's CCC, against the same for the defaults). Raises
+    InsufficientData.
+
+    The labels are PHQ-9s, so PHQ-9 and GAD-7 are never among the fitted modalities: they keep
+    their default weights. Pinning the sum to the defaults' sum (not to an arbitrary scale) keeps
+    the fitted modalities, taken together, exactly as heavy against the questionnaires as the
+    defaults make them; only how that weight is shared among them is fitted. Data that the
+    defaults already explain leaves the defaults unchanged.
     """
     from scipy.optimize import nnls
 
@@ -397,7 +404,7 @@ def fit_weights(rows: Sequence[FitRow], *, ridge: float = 1.0, min_rows: int = 2
         design.append(line)
         target.append(0.0)
     prior = np.array([DEFAULT_WEIGHTS[m] for m in seen])
-    prior = prior * k / prior.sum()
+    total = float(prior.sum())
     scale = math.sqrt(ridge)
     for j in range(k):
         line = np.zeros(k)
@@ -406,7 +413,7 @@ def fit_weights(rows: Sequence[FitRow], *, ridge: float = 1.0, min_rows: int = 2
         target.append(scale * prior[j])
     big = 100.0 * math.sqrt(len(rows))
     design.append(np.full(k, big))
-    target.append(big * k)
+    target.append(big * total)
     solution, _ = nnls(np.vstack(design), np.asarray(target), maxiter=2000)
     weights = {m: float(w) for m, w in zip(seen, solution, strict=True)}
     predicted, labels = _predict(rows, weights)
@@ -422,6 +429,30 @@ def fit_weights(rows: Sequence[FitRow], *, ridge: float = 1.0, min_rows: int = 2
         baseline_ccc=concordance_ccc(default_predicted, default_labels),
         modalities=seen,
     )
+
+
+def fitted_weights_rescale(weights: Mapping[str, float]) -> dict[str, float]:
+    """Fitted weights scaled so that their sum equals the sum of the same modalities' default
+    weights (what :func:`fit_weights` produces). A fit only decides how the weight of its
+    modalities is shared among them; its overall scale is arbitrary (the fused score is a weighted
+    mean) but decides how heavy those modalities are against the ones it did not fit (PHQ-9 and
+    GAD-7 keep their defaults). Weights stored before this scale was pinned (they summed to the
+    number of modalities) are put back on it here. Unknown modalities and values that are not
+    finite, non-negative numbers are dropped; all-zero weights are returned as they are."""
+    clean = {
+        k: float(v)
+        for k, v in weights.items()
+        if k in MODALITIES
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v >= 0
+    }
+    total = sum(clean.values())
+    if total <= 0:
+        return clean
+    target = sum(DEFAULT_WEIGHTS[k] for k in clean)
+    return {k: v * target / total for k, v in clean.items()}
 
 
 def with_weights(config: FusionConfig, weights: Mapping[str, float]) -> FusionConfig:

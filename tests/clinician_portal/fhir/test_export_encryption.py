@@ -225,8 +225,13 @@ def test_expired_exports_are_shredded(export: Any, fhir: Any, settings: Any) -> 
     settings.VIGIL_FHIR_EXPORT_TTL_HOURS = 24
     api = fhir.bearer(fhir.world.clinician.user)
     fresh_url = kickoff(api, "/fhir/Patient/$export", _type="Observation")
+    # The TTL runs from the end of the job: one created long ago but just finished is kept.
     FhirExportJob.objects.filter(pk=job.pk).update(
-        created_at=timezone.now() - dt.timedelta(hours=25)
+        created_at=timezone.now() - dt.timedelta(hours=30)
+    )
+    assert services.export_expire() == 0
+    FhirExportJob.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - dt.timedelta(hours=25)
     )
     assert services.export_expire() == 1
     assert not folder_of(job).exists()

@@ -144,12 +144,15 @@ CASES: dict[str, Any] = {
             "effective": T0,
             "features": {
                 "speech_rate": 3.1,
-                "f0_std_semitones": 1.8,
-                "loudness_db": -26.5,
+                "f0_sd_st": 1.8,
+                "intensity_mean_db": -26.5,
                 "pause_ratio": 0.41,
-                "mean_pause_s": 0.9,
+                "pause_mean_s": 0.9,
+                "pause_count": 4.0,
                 "articulation_rate": None,
                 "unknown_feature": 5,
+                "abstain": False,
+                "quality_flags": [],
             },
             "model_name": "vigil-media",
             "model_version": "prosody:1.0",
@@ -162,7 +165,15 @@ CASES: dict[str, Any] = {
             "video_id": VIDEO,
             "patient_id": PID,
             "effective": T0,
-            "features": {"smile": 0.12, "frown": 0.2, "gaze_down": 0.35},
+            "features": {
+                "smile": 0.12,
+                "frown": 0.2,
+                "gaze_down_fraction": 0.35,
+                "frames_total": 150,
+                "expression": {"sad": 0.4, "neutral": 0.5},
+                "dominant_expression": "neutral",
+                "abstain": False,
+            },
             "model_name": "vigil-media",
             "model_version": "face:1.2",
             "last_updated": T1,
@@ -366,15 +377,16 @@ def test_vigil_measures_have_documented_codes_and_ucum_units() -> None:
     by_code = {c["code"]["coding"][0]["code"]: c for c in voice["component"]}
     assert set(by_code) == {
         "speech_rate",
-        "f0_std_semitones",
-        "loudness_db",
+        "f0_sd_st",
+        "intensity_mean_db",
         "pause_ratio",
-        "mean_pause_s",
+        "pause_mean_s",
+        "pause_count",
         "articulation_rate",
-    }  # the unknown feature is not invented a code
+    }  # the unknown feature is not invented a code (test_media_features.py: the full set)
     assert by_code["speech_rate"]["valueQuantity"]["code"] == "/s"
-    assert by_code["mean_pause_s"]["valueQuantity"]["code"] == "s"
-    assert by_code["loudness_db"]["valueQuantity"]["code"] == "dB"
+    assert by_code["pause_mean_s"]["valueQuantity"]["code"] == "s"
+    assert by_code["intensity_mean_db"]["valueQuantity"]["code"] == "dB"
     assert "dataAbsentReason" in by_code["articulation_rate"]
     assert voice["device"]["identifier"]["value"] == "vigil-media@prosody:1.0"
     mood = CASES["observation_mood"]()

@@ -46,7 +46,7 @@ def _scores(fhir: Any) -> tuple[DailyMoodScore, MediaAnalysis, VideoSubmission]:
         video=video,
         local_date=video.local_date,
         prosody={"speech_rate": 3.2, "pause_ratio": 0.4, "abstain": False, "quality_flags": []},
-        face={"smile": 0.1, "gaze_down": 0.3, "abstain": False},
+        face={"smile": 0.1, "gaze_down_fraction": 0.3, "abstain": False},
         models_info=MODELS,
     )
     mood = DailyMoodScore.objects.create(
@@ -81,6 +81,10 @@ def test_mood_and_media_observations(fhir: Any) -> None:
     }
     face = api.get(f"/fhir/Observation/face-{video.pk}").json()
     assert face["code"]["coding"][0]["code"] == codes.FACE_PANEL
+    assert {c["code"]["coding"][0]["code"] for c in face["component"]} == {
+        "smile",
+        "gaze_down_fraction",
+    }
     read_mood = api.get(f"/fhir/Observation/mood-{pid}-{mood.local_date}")
     assert read_mood.status_code == 200
     category = api.get("/fhir/Observation", {"category": "digital-biomarker", "patient": pid})

@@ -245,6 +245,64 @@ def test_fit_prefers_informative_modalities_and_beats_defaults() -> None:
     assert set(result.as_dict()) >= {"weights", "mae", "ccc", "n"}
 
 
+def _rows_the_defaults_explain(n: int = 200, seed: int = 0) -> list[fu.FitRow]:
+    """Every non-questionnaire modality says exactly what the PHQ-9 label says."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        truth = rng.uniform(-8, 5)
+        inputs = (
+            fu.ModalityInput("self_rated", truth, 0.8),
+            fu.ModalityInput("diary_text", truth, 0.6),
+            fu.ModalityInput("voice", truth, 0.5),
+            fu.ModalityInput("face", truth, 0.5),
+        )
+        rows.append(fu.FitRow(inputs=inputs, label=truth))
+    return rows
+
+
+def test_fitting_what_the_defaults_explain_keeps_the_defaults_and_phq9s_share() -> None:
+    result = fu.fit_weights(_rows_the_defaults_explain(), ridge=1.0)
+    for name, weight in result.weights.items():
+        assert weight == pytest.approx(fu.DEFAULT_WEIGHTS[name], abs=0.02)
+    # the fitted modalities together weigh what their defaults weigh: PHQ-9 is not diluted
+    assert sum(result.weights.values()) == pytest.approx(
+        sum(fu.DEFAULT_WEIGHTS[m] for m in result.modalities)
+    )
+    day = [
+        fu.phq9_modality(total=20, item9=0),
+        fu.self_rated_modality(5.0),
+        fu.ModalityInput("diary_text", 0.0, 0.6),
+    ]
+    default = fu.fuse(day)
+    fitted = fu.fuse(day, fu.with_weights(fu.FusionConfig(), result.weights))
+
+    def phq9_share(fused: fu.FusedMood) -> float:
+        return next(c.share for c in fused.contributions if c.modality == "phq9")
+
+    assert phq9_share(fitted) == pytest.approx(phq9_share(default), abs=0.01)
+    assert fitted.score == pytest.approx(default.score, abs=0.1)
+
+
+def test_fitted_weights_keep_the_questionnaires_default_weight_share() -> None:
+    # informative fits move weight among the fitted modalities only, never off the PHQ-9
+    result = fu.fit_weights(_synthetic_rows(200), ridge=0.1)
+    assert sum(result.weights.values()) == pytest.approx(
+        sum(fu.DEFAULT_WEIGHTS[m] for m in result.modalities), rel=1e-3
+    )
+
+
+def test_weights_stored_on_the_old_scale_are_rescaled_to_the_defaults() -> None:
+    # weights fitted before the scale was pinned summed to the number of modalities
+    old = {"self_rated": 1.0, "diary_text": 1.5, "face": 0.5}
+    rescaled = fu.fitted_weights_rescale(old)
+    target = fu.DEFAULT_WEIGHTS["self_rated"] + fu.DEFAULT_WEIGHTS["diary_text"] + 0.25
+    assert sum(rescaled.values()) == pytest.approx(target)
+    assert rescaled["diary_text"] / rescaled["self_rated"] == pytest.approx(1.5)  # shares kept
+    assert fu.fitted_weights_rescale(rescaled) == pytest.approx(rescaled)  # idempotent
+    assert fu.fitted_weights_rescale({"voice": -1.0, "bogus": 2.0, "face": 0.0}) == {"face": 0.0}
+
+
 def test_fit_refuses_too_little_data() -> None:
     with pytest.raises(fu.InsufficientData):
         fu.fit_weights(_synthetic_rows(5))
