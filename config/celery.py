@@ -119,6 +119,13 @@ app.conf.update(
             "schedule": 10.0,
             "options": {"expires": 10},
         },
+        # A help press whose risk intake failed (stored without its red alert) gets it here:
+        # presses of the last 24 h with no alert evidence; idempotent.
+        "help-requests-sweep": {
+            "task": "screening.tasks.help_requests_sweep",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
         "risk-adherence-sweep": {
             "task": "risk.tasks.adherence_sweep",
             "schedule": 60.0 * 60,

@@ -59,6 +59,11 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "tes
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 if IS_PRODUCTION and not env_list("DJANGO_ALLOWED_HOSTS"):
     _missing.append("DJANGO_ALLOWED_HOSTS")
+if IS_PRODUCTION and any(host == "*" or host.startswith(".") for host in ALLOWED_HOSTS):
+    # Links (FHIR bundles, notifications) are built from the Host header when no base URL is set.
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must name the hosts in production (no wildcards)"
+    )
 
 # --- applications --------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -298,9 +303,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- risk: alerts and notifications -------------------------------------------------------------
 # Links in notifications point here (the clinician portal); messages carry no patient text.
-VIGIL_PORTAL_BASE_URL = (
-    env_str("VIGIL_PORTAL_BASE_URL", "http://127.0.0.1:8000") or "http://127.0.0.1:8000"
-)
+# Production needs the clinic's real https address: a default would send every clinician a link to
+# localhost in each alert notification.
+VIGIL_PORTAL_BASE_URL = _required_in_production("VIGIL_PORTAL_BASE_URL", "http://127.0.0.1:8000")
+if IS_PRODUCTION and VIGIL_PORTAL_BASE_URL and not VIGIL_PORTAL_BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured("VIGIL_PORTAL_BASE_URL must be an https:// address in production")
 VIGIL_RISK_RULE_SET_DEFAULT = env_str("VIGIL_RISK_RULE_SET_DEFAULT", "v3") or "v3"
 # Signed webhook (SMS / pager gateway): HMAC-SHA256 over "timestamp.body", see docs/risk.md.
 VIGIL_ALERT_WEBHOOK_URL = env_str("VIGIL_ALERT_WEBHOOK_URL")
@@ -427,7 +434,11 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = True
     if env_bool("VIGIL_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    if SECRET_KEY and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("insecure")):
+    if SECRET_KEY and (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+        or SECRET_KEY.startswith(("insecure", "django-insecure"))
+    ):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random string of 50+ characters")
 
 if _missing:

@@ -85,7 +85,7 @@ from risk.rules.engine import (
     day_signal,
     evaluate,
 )
-from risk.rules.loader import rule_sets
+from risk.rules.loader import rule_set_newest, rule_sets
 from screening.models import (
     DiaryEntry,
     EmergencyContact,
@@ -109,22 +109,38 @@ def _rule_set_effective(version: str, overrides_json: str) -> RuleSet:
 def rule_set_for(*, organisation: Organisation) -> RuleSet:
     """The clinic's selected rule set with its overrides (the default set if it chose none).
 
-    A selection that no longer loads (a removed file) falls back to the default set, loudly:
-    deterministic triggers must fire whatever the configuration.
+    Never raises for configuration: deterministic triggers (the help button, PHQ-9 item 9) must
+    fire whatever it says. A selection that no longer loads (a removed file) falls back to the
+    default set, and a default that does not load (start-up refuses one, see ``risk.checks``) to
+    the newest set shipped with the code; each fallback is logged as an error (names only).
     """
     selection = RuleSetSelection.objects.filter(organisation=organisation).first()
+    if selection is not None:
+        try:
+            return _rule_set_effective(
+                selection.version, json.dumps(selection.threshold_overrides or {}, sort_keys=True)
+            )
+        except (KeyError, EngineError):
+            logger.error(
+                "clinic %s: rule set selection %r does not load; using the default",
+                organisation.pk,
+                selection.version,
+            )
+    return _rule_set_default()
+
+
+def _rule_set_default() -> RuleSet:
     default = settings.VIGIL_RISK_RULE_SET_DEFAULT
-    if selection is None:
-        return _rule_set_effective(default, "{}")
     try:
-        return _rule_set_effective(
-            selection.version, json.dumps(selection.threshold_overrides or {}, sort_keys=True)
-        )
-    except (KeyError, EngineError):
-        logger.error(
-            "clinic %s: rule set selection does not load; using the default", organisation.pk
-        )
         return _rule_set_effective(default, "{}")
+    except (KeyError, TypeError, EngineError):
+        newest = rule_set_newest(rule_sets())
+        logger.error(
+            "VIGIL_RISK_RULE_SET_DEFAULT %r does not load; using the newest shipped set %s",
+            default,
+            newest.version,
+        )
+        return newest
 
 
 def rule_set_select(

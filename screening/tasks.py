@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 
 from screening.batching import BatchRequest, GpuBatches, batches_isolating_lost
 from screening.models import TextSource
+from screening.services import help as help_presses
 from screening.services import scoring, uploads, videos
 from screening.services.voice_jobs import VOICE_JOB_SOURCE
 
@@ -148,6 +149,15 @@ def daily_mood_recompute(patient_id: str, local_date: str) -> None:
 def scoring_jobs_reap() -> dict[str, int]:
     """Beat, every minute (default queue): re-send scoring work a broker outage lost."""
     return scoring.scoring_jobs_reap()
+
+
+@shared_task(
+    name="screening.tasks.help_requests_sweep", time_limit=120, soft_time_limit=100, **_DB_RETRY
+)
+def help_requests_sweep() -> dict[str, int]:
+    """Beat, every minute (default queue): a help press whose risk intake failed gets its red
+    alert (recent presses without alert evidence; idempotent)."""
+    return help_presses.help_requests_sweep()
 
 
 # Connects the worker_process_init handler that warms the models in each worker process (in a

@@ -154,3 +154,12 @@ def rule_sets(directory: Path = SETS_DIR) -> dict[str, RuleSet]:
     if not found:
         raise EngineError(f"no rule sets in {directory.name}")
     return found
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version[1:].split("."))
+
+
+def rule_set_newest(sets: dict[str, RuleSet]) -> RuleSet:
+    """The newest version among ``sets`` (by number: v10 after v9, v1.2 after v1)."""
+    return sets[max(sets, key=_version_key)]

@@ -19,6 +19,12 @@ from screening.models import Emergency, HelpRequest, Patient
 
 logger = logging.getLogger("vigil.help")
 
+#: The recovery sweep looks this far back, scans at most this many presses, and re-runs the risk
+#: intake for at most ``HELP_SWEEP_LIMIT`` of them per run (the next tick takes the rest).
+HELP_SWEEP_WINDOW = dt.timedelta(hours=24)
+HELP_SWEEP_SCAN = 5000
+HELP_SWEEP_LIMIT = 200
+
 
 def help_request_create(
     *,
@@ -99,7 +105,8 @@ def _record_press(
             help_request_received(help_request=press, new_emergency=new_emergency)
     except Exception:
         # A fault in the risk engine must never lose a patient's call for help: the press stands
-        # and the failure is logged (ids only) for the risk engine's own recovery.
+        # and the failure is logged (ids only); ``help_requests_sweep`` (beat, every minute)
+        # re-runs the intake for every recent press that has no alert evidence.
         logger.exception("risk intake failed for help request %s", press.pk)
     # Audited last: appending to the hash chain locks its head until this transaction commits,
     # so the lock is held for the few statements left, not for the risk engine's work (every
@@ -112,3 +119,61 @@ def _record_press(
         resource_id=press.pk,
     )
     return press
+
+
+def help_requests_sweep(
+    *,
+    now: dt.datetime | None = None,
+    window: dt.timedelta = HELP_SWEEP_WINDOW,
+    scan: int = HELP_SWEEP_SCAN,
+    limit: int = HELP_SWEEP_LIMIT,
+) -> dict[str, int]:
+    """Re-run the risk intake for recent presses that have no alert evidence (their intake
+    failed), so that every press gets its red alert. Idempotent: a press whose evidence exists is
+    skipped, and the risk engine counts a press's signal once (dedupe key ``<rule>:<press id>``),
+    so two sweeps, or a sweep beside a press, raise nothing twice."""
+    from risk.models import AlertEvidence
+    from risk.rules.engine import HelpPressed
+
+    now = now or timezone.now()
+    since = now - window
+    recent = list(
+        HelpRequest.objects.filter(received_at__gte=since, patient__erased_at__isnull=True)
+        .order_by("-received_at")
+        .values_list("pk", "patient_id")[:scan]
+    )
+    if not recent:
+        return {"scanned": 0, "missing": 0, "recovered": 0, "failed": 0}
+    keys = AlertEvidence.objects.filter(
+        patient_id__in={patient_id for _, patient_id in recent},
+        event_kind=HelpPressed.kind,
+        created_at__gte=since,
+    ).values_list("dedupe_key", flat=True)
+    alerted = {key.split(":", 1)[-1] for key in keys}
+    missing = [pk for pk, _ in reversed(recent) if str(pk) not in alerted]
+    recovered = failed = 0
+    for press_id in missing[:limit]:
+        try:
+            with transaction.atomic():
+                press = HelpRequest.objects.get(pk=press_id)
+                first_of_emergency = not HelpRequest.objects.filter(
+                    emergency_id=press.emergency_id, received_at__lt=press.received_at
+                ).exists()
+                help_request_received(help_request=press, new_emergency=first_of_emergency)
+            recovered += 1
+        except Exception:
+            failed += 1
+            logger.exception("help sweep: risk intake failed again for help request %s", press_id)
+    if missing:
+        logger.warning(
+            "help sweep: %d presses without an alert, %d recovered, %d failed",
+            len(missing),
+            recovered,
+            failed,
+        )
+    return {
+        "scanned": len(recent),
+        "missing": len(missing),
+        "recovered": recovered,
+        "failed": failed,
+    }

@@ -62,6 +62,10 @@ def questionnaire_submit(
             create=create,
             same=same,
         )
+        if created:  # PHQ-9 item 9 / total alerts commit with the submission, or neither does
+            questionnaire_scored(response=response)
+        # Recorded last, still in the transaction: the audit chain's head lock is then held only
+        # for the append, not across rule evaluation and the alert's outbox writes (as help.py).
         access_record(
             actor=actor,
             action="questionnaire.create" if created else "questionnaire.create_replayed",
@@ -69,6 +73,4 @@ def questionnaire_submit(
             resource_type="QuestionnaireResponse",
             resource_id=response.pk,
         )
-        if created:  # PHQ-9 item 9 / total alerts commit with the submission, or neither does
-            questionnaire_scored(response=response)
     return response, created

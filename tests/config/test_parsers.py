@@ -52,3 +52,42 @@ def test_a_deeply_nested_request_is_a_clean_400(client_a: Any) -> None:
     )
     assert_error(response, 400, "malformed_request")
     assert response.json()["error"]["message"] == NESTING_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"outer": {"x": 1, "x": 1}}',  # the same value twice is still refused
+        b'[{"k": [0], "k": [3]}]',
+    ],
+)
+def test_a_repeated_name_is_a_parse_error(body: bytes) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(body)
+    assert "repeated" in str(caught.value.detail)
+    assert "outer" not in str(caught.value.detail) and '"k"' not in str(caught.value.detail)
+
+
+def test_the_same_name_in_different_objects_is_fine() -> None:
+    assert parse(b'[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.django_db
+def test_a_phq9_with_a_repeated_answers_key_is_refused_and_raises_nothing(client_a: Any) -> None:
+    """The last "answers" used to win silently: item 9 = 3 became 0, stored, with no alert."""
+    from risk.models import Alert
+    from screening.models import QuestionnaireResponse
+
+    body = (
+        b'{"instrument": "phq9", "answers": [0, 0, 0, 0, 0, 0, 0, 0, 3], '
+        b'"answers": [0, 0, 0, 0, 0, 0, 0, 0, 0], '
+        b'"idempotency_key": "7d0b7c8e-2a59-4f57-9d8c-1f7f5c7d6a10", '
+        b'"client_timestamp": "2026-01-01T10:00:00+00:00"}'
+    )
+    response = client_a.generic(
+        "POST", "/api/v1/questionnaires", body, content_type="application/json"
+    )
+    assert_error(response, 400, "malformed_request")
+    assert not QuestionnaireResponse.objects.exists()
+    assert not Alert.objects.exists()

@@ -127,6 +127,7 @@ def test_hsts_under_production_settings() -> None:
         "VIGIL_ENV": "production",
         "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
         "DJANGO_ALLOWED_HOSTS": "vigil.example.org",
+        "VIGIL_PORTAL_BASE_URL": "https://vigil.example.org",
         "DATABASE_URL": "postgres://u@127.0.0.1:1/x",
         "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
         "VIGIL_KEYRING": "k1:" + "A" * 43 + "=",
