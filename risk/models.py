@@ -150,8 +150,9 @@ class RuleSetSelection(models.Model):
             raise ValidationError({"threshold_overrides": str(exc)}) from None
 
 
-class RuleSetChange(AppendOnlyModel):
-    """One change of a clinic's rule-set selection: before and after (no patient data)."""
+class ConfigChange(AppendOnlyModel):
+    """One change of a clinic's configuration: who, when, before and after (no patient data;
+    clinicians by id). Append-only, read-only for auditors."""
 
     id = models.BigAutoField(primary_key=True)
     organisation = models.ForeignKey(
@@ -165,7 +166,15 @@ class RuleSetChange(AppendOnlyModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class RuleSetChange(ConfigChange):
+    """One change of a clinic's rule-set selection."""
+
+    class Meta(ConfigChange.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"rule set change {self.pk}"
@@ -245,23 +254,11 @@ class EscalationPolicy(models.Model):
         return self.red_ack_minutes if tier == Tier.RED else self.orange_ack_minutes
 
 
-class PolicyChange(AppendOnlyModel):
-    """One change of a clinic's escalation policy: who, when, before and after (no patient
-    data; clinicians by id)."""
+class PolicyChange(ConfigChange):
+    """One change of a clinic's escalation policy."""
 
-    id = models.BigAutoField(primary_key=True)
-    organisation = models.ForeignKey(
-        "screening.Organisation", on_delete=models.PROTECT, related_name="+"
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(ConfigChange.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"escalation policy change {self.pk}"

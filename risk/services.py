@@ -86,6 +86,7 @@ from risk.rules.engine import (
     evaluate,
 )
 from risk.rules.loader import rule_set_newest, rule_sets
+from risk.selectors import alerts_visible_to
 from screening.models import (
     DiaryEntry,
     EmergencyContact,
@@ -661,9 +662,10 @@ def _supersede(*, lower: Alert, by: Alert, actor: Actor) -> uuid.UUID:
 
 # --- lifecycle -----------------------------------------------------------------------------------
 def _alert_for_actor(*, actor: Actor, alert_id: uuid.UUID, action: str) -> Alert:
-    """The alert, if the actor may handle it: a clinician of the clinic who treats the patient,
-    is in the patient's care team, is the clinic's on-call clinician or clinical lead, or is
-    assigned the alert while it is still active (assignment gives no lasting access)."""
+    """The alert, if the actor may handle it: a clinician who sees it in the portal
+    (:func:`risk.selectors.alerts_visible_to`: the clinic's clinician who treats the patient, is
+    in the patient's care team, is the on-call clinician or clinical lead, or is assigned the
+    alert while it is still active; assignment gives no lasting access)."""
     alert = Alert.objects.select_related("patient").filter(pk=alert_id).first()
     if alert is None:
         raise AlertNotFound()
@@ -672,15 +674,12 @@ def _alert_for_actor(*, actor: Actor, alert_id: uuid.UUID, action: str) -> Alert
         from screening.models import Clinician
 
         clinician = Clinician.objects.filter(user_id=actor.user_id).first()
-    allowed = clinician is not None and clinician.organisation_id == alert.organisation_id
-    if allowed and clinician is not None:
-        policy = escalation_policy_for(organisation=alert.patient.organisation)
-        allowed = (
-            clinician.pk == alert.patient.treating_clinician_id
-            or (clinician.pk == alert.assigned_to_id and alert.state in ACTIVE_STATES)
-            or clinician.care_teams.filter(pk=alert.patient.care_team_id).exists()
-            or clinician.pk in (policy.on_call_id, policy.clinical_lead_id)
-        )
+    # The same rule as the portal's alert list (risk.selectors.alerts_visible_to): one place says
+    # who may see and handle an alert.
+    allowed = (
+        clinician is not None
+        and alerts_visible_to(clinician=clinician, active_only=False).filter(pk=alert.pk).exists()
+    )
     if not allowed:
         access_record(
             actor=actor,
