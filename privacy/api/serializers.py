@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.inputs import StrictBooleanField, StrictInputSerializer
 from privacy.api.selectors import audit_event_actor_label, audit_event_client_ip
 from privacy.choices import AccessOutcome, ActorRole, ConsentScope
 from privacy.models import AccessEvent, BreakGlassAccess, BreakGlassReview, ConsentRecord
@@ -15,7 +16,11 @@ from screening.api.serializers import OffsetDateTimeField
 
 
 # --- queries ---------------------------------------------------------------------------------
-class PeriodQuerySerializer(serializers.Serializer):
+class PeriodQuerySerializer(StrictInputSerializer):
+    #: The paginator reads these; any other unknown parameter is refused (a misspelt filter
+    #: would otherwise show every event as if it had applied).
+    allowed_extra = frozenset({"cursor", "page_size"})
+
     since = OffsetDateTimeField(
         required=False, help_text="From this time on (inclusive), ISO 8601 with a UTC offset."
     )
@@ -193,8 +198,8 @@ class BreakGlassReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BreakGlassReviewCreateSerializer(serializers.Serializer):
-    appropriate = serializers.BooleanField(help_text="Was the access justified?")
+class BreakGlassReviewCreateSerializer(StrictInputSerializer):
+    appropriate = StrictBooleanField(help_text="Was the access justified?")
     note = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
+from config.inputs import StrictBooleanField, StrictInputSerializer, StrictIntegerField
 from privacy.choices import ConsentScope
 from screening.choices import Instrument
 from screening.models import DiaryEntry, QuestionnaireResponse, VideoSubmission
@@ -26,7 +27,7 @@ class OffsetDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class TimestampedInput(serializers.Serializer):
+class TimestampedInput(StrictInputSerializer):
     idempotency_key = serializers.UUIDField(
         help_text="A UUID the app generates once per submission; retries reuse it."
     )
@@ -46,9 +47,7 @@ class DiaryEntryCreateSerializer(TimestampedInput):
         trim_whitespace=False,
         help_text=f"At most {settings.VIGIL_DIARY_MAX_CHARS} characters.",
     )
-    self_rated_mood = serializers.IntegerField(
-        min_value=0, max_value=10, required=False, allow_null=True
-    )
+    self_rated_mood = StrictIntegerField(min_value=0, max_value=10, required=False, allow_null=True)
 
 
 class DiaryEntrySerializer(serializers.ModelSerializer):
@@ -97,7 +96,7 @@ class VideoSubmissionSerializer(serializers.ModelSerializer):
 class QuestionnaireCreateSerializer(TimestampedInput):
     instrument = serializers.ChoiceField(choices=Instrument.choices)
     answers = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=3),
+        child=StrictIntegerField(min_value=0, max_value=3),
         min_length=7,
         max_length=9,
         help_text="One answer per item, 0-3, in the instrument's order (PHQ-9: 9, GAD-7: 7).",
@@ -151,11 +150,11 @@ class HelpResponseSerializer(serializers.Serializer):
     crisis = CrisisResourcesSerializer()
 
 
-class ConsentChangeSerializer(serializers.Serializer):
+class ConsentChangeSerializer(StrictInputSerializer):
     scope = serializers.ChoiceField(choices=ConsentScope.choices)
-    granted = serializers.BooleanField()
+    granted = StrictBooleanField()
     document_version = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    delete_derived = serializers.BooleanField(
+    delete_derived = StrictBooleanField(
         required=False,
         default=False,
         help_text=(
@@ -194,7 +193,7 @@ class ConsentOverviewSerializer(serializers.Serializer):
     documents = ConsentDocumentSerializer(many=True)
 
 
-class LoginSerializer(serializers.Serializer):
+class LoginSerializer(StrictInputSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
     totp_code = serializers.CharField(

@@ -99,6 +99,11 @@ def test_a_newer_document_is_shown_and_can_be_granted(world, client_a):
         ({"scope": "mind_reading", "granted": True, "document_version": "1"}, "scope"),
         ({"scope": "research", "document_version": "1"}, "granted"),
         ({"scope": "research", "granted": "maybe", "document_version": "1"}, "granted"),
+        # A decision is a JSON boolean: DRF would read "yes", "true", "1" and 1 as a grant.
+        ({"scope": "research", "granted": "yes", "document_version": "1"}, "granted"),
+        ({"scope": "research", "granted": "true", "document_version": "1"}, "granted"),
+        ({"scope": "research", "granted": 1, "document_version": "1"}, "granted"),
+        ({"scope": "research", "granted": True, "document_version": "1", "grant": True}, "grant"),
         ({"granted": True, "document_version": "1"}, "scope"),
         ({"scope": "research", "granted": True, "document_version": "1" * 33}, "document_version"),
     ],

@@ -105,9 +105,22 @@ def test_phq9_item9_is_stored_in_its_own_column_whatever_the_total(world, client
 
 
 def test_a_client_cannot_send_its_own_score(world, client_a):
+    """The server scores; a body that carries its own total, severity or item 9 is refused
+    (naming each field), never half-read, and nothing is stored."""
     body = submission("phq9", [0] * 9, total=27, severity="severe", item9=3)
-    data = client_a.post(URL, body, format="json").json()
-    assert (data["total"], data["severity"], data["item9"]) == (0, "minimal", 0)
+    error = assert_error(client_a.post(URL, body, format="json"), 400, "validation_failed")
+    assert set(error["fields"]) == {"total", "severity", "item9"}
+    assert error["fields"]["item9"] == ["Unknown field: this endpoint does not take it."]
+    assert QuestionnaireResponse.objects.count() == 0
+
+
+def test_a_misspelt_field_is_refused_not_ignored(world, client_a):
+    """``time_zone`` for ``timezone`` would have filed the answers under the patient's default
+    zone, perhaps on another local day, without a word to the app."""
+    body = submission("gad7", [0] * 7, time_zone="Pacific/Auckland")
+    error = assert_error(client_a.post(URL, body, format="json"), 400, "validation_failed")
+    assert list(error["fields"]) == ["time_zone"]
+    assert QuestionnaireResponse.objects.count() == 0
 
 
 def test_the_answers_are_encrypted_at_rest(world, client_a):
@@ -139,6 +152,9 @@ INVALID = {
     "one boolean": ("gad7", [0, 0, 0, False, 0, 0, 0]),
     "null answer": ("phq9", [None] + [0] * 8),
     "fraction": ("gad7", [1.5] + [0] * 6),
+    "a whole decimal": ("phq9", [0] * 8 + [2.0]),
+    "digits as a string": ("phq9", [0] * 8 + ["2"]),
+    "all strings": ("gad7", ["0"] * 7),
     "words": ("gad7", ["Several days"] * 7),
     "nested": ("gad7", [[1]] * 7),
     "answers not a list": ("phq9", "000000000"),
