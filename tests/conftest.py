@@ -182,3 +182,27 @@ def _private_audit_anchor_file(settings: Any, tmp_path_factory: pytest.TempPathF
     settings.VIGIL_AUDIT_ANCHOR_FILE = path
     settings.VIGIL_AUDIT_ANCHOR_WEBHOOK = None
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_sessions_at_teardown(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """Close other sessions on the PostgreSQL test database before it is dropped.
+
+    The integration and reliability tests start real Celery workers and web servers and some
+    SIGKILL them; PostgreSQL notices their connections a moment later, so the final DROP DATABASE
+    could fail with "is being accessed by other users" and leave the database behind. Torn down
+    before ``django_db_setup`` (it was set up after it), this ends those sessions first.
+    """
+    yield
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    except DatabaseError:  # a role without the right to end sessions: Django's own drop decides
+        pass
