@@ -11,6 +11,8 @@
   call :func:`signal_received` with a typed event from ``risk.rules.engine``.
 - The daily mood's producer calls :func:`daily_mood_retracted` when a day's mood it sent no
   longer stands (deleted with the data it came from, or the day now abstains).
+- Whatever changes a patient's clinic (``screening.services.people.patient_update``) calls
+  :func:`patient_transferred` inside its transaction: active alerts follow the patient.
 
 This module imports nothing heavy at import time: screening imports it.
 """
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterable
 
+    from privacy.audit import Actor
     from risk.rules.engine import Event
     from screening.models import HelpRequest, Patient, QuestionnaireResponse
 
@@ -64,3 +67,11 @@ def signal_received(*, patient: Patient, event: Event) -> Any:
     from risk.services import signal_evaluate
 
     return signal_evaluate(patient=patient, event=event)
+
+
+def patient_transferred(*, actor: Actor, patient: Patient) -> Any:
+    """The patient now belongs to another clinic (saved, inside the caller's transaction): their
+    active alerts move to it and escalate there from level 0. Returns the moved alerts' ids."""
+    from risk.services import alerts_follow_patient_transfer
+
+    return alerts_follow_patient_transfer(actor=actor, patient=patient)

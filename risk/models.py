@@ -32,8 +32,10 @@ DEFAULT_RULE_SET_VERSION = "v3"
 def default_chain() -> list[dict[str, Any]]:
     """Treating clinician -> care team -> on-call clinician -> clinical lead.
 
-    Level 0 is notified when the alert is raised and waits for the tier's acknowledgement
-    deadline; ``delay_minutes`` is the wait after each later notification (and between the
+    Level 0 (whatever its target, together with the alert's assignee or treating clinician, and
+    for red the on-call clinician) is notified when the alert is raised and waits for the tier's
+    acknowledgement deadline (not when none of them can be reached: then the next step is due at
+    once); ``delay_minutes`` is the wait after each later notification (and between the
     ``repeat`` extra reminders at a level) before the next step.
     """
     return [

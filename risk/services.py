@@ -417,7 +417,8 @@ def alert_raise(
       clinician is already handling it and sees the evidence.
     - Otherwise a new alert opens, assigned to an active treating clinician (else the on-call
       clinician, else the clinical lead), with its deadline and level-0 notifications, and
-      supersedes any active lower-tier alert (linked, not lost).
+      supersedes any active lower-tier alert (linked, not lost). If level 0 has nobody reachable
+      the next step is due at once (:func:`_notify_raised`), not after the deadline.
     """
     actor = actor or Actor.system()
     now = now or timezone.now()
@@ -450,7 +451,7 @@ def alert_raise(
             if urgent and (
                 target.state == AlertState.ACKNOWLEDGED or target.next_escalation_at is None
             ):
-                _alert_rearm(alert=target, patient=patient, actor=actor, now=now)
+                _alert_rearm(alert=target, patient=patient, actor=actor, now=now, cause="signal")
             # Audited last (the chain head stays locked until commit: keep that window short).
             access_record(
                 actor=actor,
@@ -499,7 +500,8 @@ def alert_raise(
 
 def _assignee_for(*, patient: Patient, policy: EscalationPolicy) -> int | None:
     """Who a new (or re-armed) alert is assigned to: the treating clinician if their account is
-    active, else the on-call clinician, else the clinical lead (None: nobody active)."""
+    active, else the on-call clinician, else the clinical lead (None: nobody active). Only
+    clinicians of the policy's clinic (the alert's) count."""
     from screening.models import Clinician
 
     candidates = [
@@ -508,32 +510,50 @@ def _assignee_for(*, patient: Patient, policy: EscalationPolicy) -> int | None:
         if pk is not None
     ]
     active = set(
-        Clinician.objects.filter(pk__in=candidates, user__is_active=True).values_list(
-            "pk", flat=True
-        )
+        Clinician.objects.filter(
+            pk__in=candidates, user__is_active=True, organisation_id=policy.organisation_id
+        ).values_list("pk", flat=True)
     )
     return next((pk for pk in candidates if pk in active), None)
 
 
+#: Why an active alert is put back under a deadline (see :func:`_alert_rearm`).
+_REARM_CODES = {
+    "signal": ("reopened", "alert.reopen"),
+    "restart": ("escalation_restarted", "alert.escalation_restart"),
+    "transfer": ("transferred", "alert.transfer"),
+}
+
+
 def _alert_rearm(
-    *, alert: Alert, patient: Patient, actor: Actor, now: dt.datetime, restart: bool = False
+    *, alert: Alert, patient: Patient, actor: Actor, now: dt.datetime, cause: str
 ) -> None:
     """Put an active alert back under a deadline (see :func:`alert_raise`): ``open``, a fresh
     deadline of its tier, a new escalation round from level 0, level 0 notified as for a new
-    alert. Inside the caller's transaction, with the alert row locked.
+    alert. Inside the caller's transaction, with the alert row locked. The policy and staff are
+    the alert's clinic's (``alert.organisation``).
 
-    ``restart``: the chain ran out with nobody acknowledging (:func:`alert_escalate`). The
-    acknowledgement deadline stays (the portal keeps showing it breached); the next step is due
-    after the tier's acknowledgement period from now; level 0 is notified (the assignee, for red
-    also the on-call clinician) but not the emergency contact again (no new signal came in); if
-    level 0 has nobody reachable the next sweep moves on at once."""
-    policy = escalation_policy_for(organisation=patient.organisation)
+    ``cause``:
+
+    - ``"signal"``: a red or deterministic firing joined it (``reopened`` when it was
+      acknowledged, else ``escalation_restarted``); the emergency contact is notified as for a
+      new alert of its tier.
+    - ``"restart"``: the chain ran out with nobody acknowledging (:func:`alert_escalate`). The
+      acknowledgement deadline stays (the portal keeps showing it breached); the next step is
+      due after the tier's acknowledgement period from now; not the emergency contact again
+      (no new signal came in).
+    - ``"transfer"``: the patient moved to another clinic (:func:`alerts_follow_patient_transfer`,
+      which set ``alert.organisation``): ``transferred``, a fresh deadline of the new clinic's
+      policy, assigned afresh within the new clinic; not the emergency contact again.
+
+    Whatever the cause, if level 0 has nobody reachable the next sweep moves on at once."""
+    policy = escalation_policy_for(organisation=alert.organisation)
     previous = alert.state
     deadline = ack_deadline(tier=alert.tier, policy=policy, raised_at=now)
     alert.state = AlertState.OPEN
     alert.acknowledged_at = None  # the earlier acknowledgement stays in the transitions
     alert.acknowledged_by = None
-    if not restart:
+    if cause != "restart":
         alert.ack_deadline = deadline
     alert.next_escalation_at = deadline
     alert.escalation_level = alert.escalation_repeat = 0
@@ -541,13 +561,19 @@ def _alert_rearm(
     alert.unreachable_since = None
     assignee = alert.assigned_to
     reassigned = False
-    if assignee is None or not assignee.user.is_active:
+    if (
+        cause == "transfer"
+        or assignee is None
+        or not assignee.user.is_active
+        or assignee.organisation_id != alert.organisation_id
+    ):
         chosen = _assignee_for(patient=patient, policy=policy)
         reassigned = chosen != alert.assigned_to_id
         # setting the id drops the cached clinician, so later reads see the new one
         alert.assigned_to_id = chosen
     alert.save(
         update_fields=[
+            "organisation",
             "state",
             "acknowledged_at",
             "acknowledged_by",
@@ -561,13 +587,11 @@ def _alert_rearm(
             "updated_at",
         ]
     )
+    code, action = _REARM_CODES[cause]
+    if cause == "signal" and previous != AlertState.ACKNOWLEDGED:
+        code = _REARM_CODES["restart"][0]
     _transition(
-        alert=alert,
-        actor=actor,
-        from_state=previous,
-        to_state=AlertState.OPEN,
-        code="reopened" if previous == AlertState.ACKNOWLEDGED else "escalation_restarted",
-        level=0,
+        alert=alert, actor=actor, from_state=previous, to_state=AlertState.OPEN, code=code, level=0
     )
     if reassigned:
         _transition(
@@ -584,22 +608,60 @@ def _alert_rearm(
         policy=policy,
         actor=actor,
         now=now,
-        emergency_contact=not restart,
+        emergency_contact=cause == "signal",
     )
-    if restart and not _reachable(
-        user_ids=_raised_users(alert=alert, policy=policy), tier=alert.tier, policy=policy
-    ):
-        alert.next_escalation_at = now  # nobody at level 0: on to the next level next sweep
-        alert.save(update_fields=["next_escalation_at", "updated_at"])
     access_record(
         actor=actor,
-        action="alert.escalation_restart" if restart else "alert.reopen",
+        action=action,
         patient_id=patient.pk,
         resource_type="Alert",
         resource_id=alert.pk,
         reason=f"round {alert.escalation_round}",
     )
     _relay_soon()
+
+
+def alerts_follow_patient_transfer(
+    *, actor: Actor, patient: Patient, now: dt.datetime | None = None
+) -> list[uuid.UUID]:
+    """The patient now belongs to another clinic (``patient.organisation``, already saved, inside
+    the caller's transaction): move each of their active alerts still with another clinic to the
+    patient's, so the clinic whose staff are notified is the one whose staff may act
+    (:func:`risk.selectors.alerts_visible_to` reads ``alert.organisation``).
+
+    Per alert, in one transaction: the clinic changes, pending clinician notifications of the old
+    clinic are cancelled (``transferred``), and the escalation restarts at the new clinic as for a
+    re-armed alert (:func:`_alert_rearm`, cause ``"transfer"``): ``open``, a fresh deadline of
+    the new clinic's policy, a new round, assigned within the new clinic (``reassigned``), its
+    level 0 notified now; recorded (``transferred``) and audited (``alert.transfer``). Resolved
+    and superseded alerts stay with the clinic that handled them. Idempotent: an alert already
+    with the patient's clinic is left alone. Returns the ids of the alerts moved."""
+    now = now or timezone.now()
+    moved: list[uuid.UUID] = []
+    with transaction.atomic():
+        _lock_patient(patient)
+        patient = Patient.objects.get(pk=patient.pk)  # as stored: its clinic, team, clinician
+        organisation_id = patient.organisation_id
+        alerts = list(
+            Alert.objects.select_for_update()
+            .filter(patient_id=patient.pk, state__in=ACTIVE_STATES)
+            .exclude(organisation_id=organisation_id)
+            .order_by("created_at")
+        )
+        for alert in alerts:
+            previous_organisation = alert.organisation_id
+            # setting the id drops the cached clinic, so the new clinic's policy is read
+            alert.organisation_id = organisation_id
+            _outbox_cancel_reminders(alert=alert, reason="transferred")
+            _alert_rearm(alert=alert, patient=patient, actor=actor, now=now, cause="transfer")
+            logger.info(
+                "alert %s transferred from organisation %s to %s",
+                alert.pk,
+                previous_organisation,
+                organisation_id,
+            )
+            moved.append(alert.pk)
+    return moved
 
 
 def _evidence_add(*, alert: Alert, firing: Firing, rule_set: RuleSet) -> AlertEvidence:
@@ -828,17 +890,23 @@ def _reachable(*, user_ids: list[int], tier: str, policy: EscalationPolicy) -> l
 
 
 def _target_users(*, alert: Alert, target: str, policy: EscalationPolicy) -> list[int]:
-    """The active users of one chain target (empty when it has none). The treating-clinician
-    level is the assignee or, if their account is inactive, the patient's treating clinician."""
+    """The active users of one chain target (empty when it has none), of the alert's clinic only
+    (``policy`` is that clinic's): whoever is notified may act on the alert. The
+    treating-clinician level is one user: the first of the assignee and the patient's treating
+    clinician who can be reached (:func:`_reachable`), else the first active one (written to,
+    a visible ``no_address`` failure; the level counts as having nobody reachable)."""
     patient = alert.patient
     if target == ChainTarget.TREATING_CLINICIAN:
         candidates = [
             clinician.user_id
             for clinician in (alert.assigned_to, patient.treating_clinician)
-            if clinician is not None
+            if clinician is not None and clinician.organisation_id == alert.organisation_id
         ]
-        return _active(candidates)[:1]
+        reachable = _reachable(user_ids=candidates, tier=alert.tier, policy=policy)
+        return (reachable or _active(candidates))[:1]
     if target == ChainTarget.CARE_TEAM:
+        if patient.care_team.organisation_id != alert.organisation_id:
+            return []
         return _active(
             list(patient.care_team.members.order_by("pk").values_list("user_id", flat=True))
         )
@@ -957,7 +1025,7 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
     are skipped.
 
     An unacknowledged alert never goes quiet. When the chain runs out (the last level's delay has
-    passed), a new round starts from the top (:func:`_alert_rearm` with ``restart``:
+    passed), a new round starts from the top (:func:`_alert_rearm`, cause ``"restart"``:
     ``escalation_restarted``, new notification keys), for every tier. When no level has
     anybody reachable at all, the alert is flagged (``escalation_unreachable``, an error log) and
     checked again on every sweep (:data:`UNREACHABLE_RECHECK`) until somebody is, then restarts.
@@ -972,7 +1040,7 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
         )
         if alert is None:
             return False
-        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        policy = escalation_policy_for(organisation=alert.organisation)
         chain = _chain(policy)
         step: tuple[int, int] | None = None
         users: list[int] = []
@@ -983,7 +1051,9 @@ def alert_escalate(*, alert_id: uuid.UUID, now: dt.datetime | None = None) -> bo
             )
         if step is None:
             if _anybody_reachable(alert=alert, chain=chain, policy=policy):
-                _alert_rearm(alert=alert, patient=alert.patient, actor=actor, now=now, restart=True)
+                _alert_rearm(
+                    alert=alert, patient=alert.patient, actor=actor, now=now, cause="restart"
+                )
             else:
                 _alert_unreachable(alert=alert, actor=actor, now=now)
             return True
@@ -1159,11 +1229,17 @@ def _outbox_users(
 
 
 def _raised_users(*, alert: Alert, policy: EscalationPolicy) -> list[int]:
-    """Level 0's users: the assignee (or treating clinician); a red alert also pages on-call."""
+    """Level 0's users, notified when the alert opens (and at each new round): the assignee (or
+    treating clinician), the users of the first level of the clinic's chain whatever its target
+    (a clinic that puts the on-call clinician first means it), and for red the on-call
+    clinician."""
     users = _target_users(alert=alert, target=ChainTarget.TREATING_CLINICIAN, policy=policy)
+    first = _chain(policy)[0]["target"]
+    if first != ChainTarget.TREATING_CLINICIAN:
+        users += _target_users(alert=alert, target=first, policy=policy)
     if alert.tier == Tier.RED:
         users += _target_users(alert=alert, target=ChainTarget.ON_CALL, policy=policy)
-    return users
+    return list(dict.fromkeys(users))
 
 
 def _notify_raised(
@@ -1175,6 +1251,11 @@ def _notify_raised(
     now: dt.datetime,
     emergency_contact: bool = True,
 ) -> None:
+    """Notify level 0 (:func:`_raised_users`; the emergency contact too if asked, for the
+    policy's tiers, with consent). If nobody at level 0 can be reached (inactive accounts, no
+    address), the next escalation step is due now: the next sweep moves on to the next level
+    with somebody reachable, or flags the alert unreachable, instead of waiting out the
+    acknowledgement deadline. Inside the caller's transaction, the alert saved and locked."""
     users = _raised_users(alert=alert, policy=policy)
     _outbox_users(
         alert=alert,
@@ -1187,6 +1268,9 @@ def _notify_raised(
     )
     if emergency_contact and alert.tier in (policy.emergency_contact_tiers or []):
         _notify_emergency_contact(alert=alert, patient=patient, policy=policy, actor=actor, now=now)
+    if not _reachable(user_ids=users, tier=alert.tier, policy=policy):
+        alert.next_escalation_at = now  # nobody at level 0: on to the next level next sweep
+        alert.save(update_fields=["next_escalation_at", "updated_at"])
 
 
 def _notify_emergency_contact(
@@ -1198,7 +1282,7 @@ def _notify_emergency_contact(
     contact = EmergencyContact.objects.filter(patient=patient).first()
     if contact is None:
         return
-    clinic = patient.organisation
+    clinic = alert.organisation  # the clinic handling the alert (the patient's)
     payload = {
         "type": "emergency_contact",
         "clinic": clinic.name,
@@ -1628,7 +1712,7 @@ def alert_escalate_manual(
         )
         if alert.state not in ACTIVE_STATES:
             raise AlertTransitionInvalid(state=alert.state, wanted="escalated")
-        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        policy = escalation_policy_for(organisation=alert.organisation)
         chain = _chain(policy)
         found = _level_users(
             alert=alert, chain=chain, start=alert.escalation_level + 1, policy=policy
@@ -1672,7 +1756,7 @@ def alert_reassign(
         )
         if alert.state not in ACTIVE_STATES:
             raise AlertTransitionInvalid(state=alert.state, wanted="reassigned")
-        policy = escalation_policy_for(organisation=alert.patient.organisation)
+        policy = escalation_policy_for(organisation=alert.organisation)
         target = (
             Clinician.objects.filter(pk=clinician_id, organisation_id=alert.organisation_id)
             .select_related("user")

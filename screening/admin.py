@@ -13,9 +13,10 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from config.errors import LegalHold, PermissionDenied
-from privacy.audit import client_ip
+from privacy.audit import Actor, client_ip
 from privacy.erasure import REASON_MAX_CHARS, erasure_actor, patient_erase
 from screening import models
+from screening.services.people import patient_update
 
 
 class ErasureForm(forms.Form):
@@ -57,8 +58,36 @@ class AuditorAdmin(admin.ModelAdmin):
     list_display = ("user", "organisation")
 
 
+class PatientAdminForm(forms.ModelForm):
+    class Meta:
+        model = models.Patient
+        fields = (
+            "user",
+            "organisation",
+            "care_team",
+            "treating_clinician",
+            "timezone",
+            "locale",
+            "birth_year",
+            "legal_hold",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        """The care team and the treating clinician must be of the patient's clinic: alerts are
+        escalated to them and handled by the clinic the patient belongs to."""
+        data = super().clean() or {}
+        organisation = data.get("organisation")
+        if organisation is not None:
+            for name in ("care_team", "treating_clinician"):
+                value = data.get(name)
+                if value is not None and value.organisation_id != organisation.pk:
+                    self.add_error(name, "Must be of the patient's clinic.")
+        return data
+
+
 @admin.register(models.Patient)
 class PatientAdmin(admin.ModelAdmin):
+    form = PatientAdminForm
     list_display = (
         "pseudonym",
         "organisation",
@@ -87,6 +116,14 @@ class PatientAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Patients are never deleted: they are erased, and the row stays as the tombstone.
         return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # An edit goes through the service: a change of clinic moves the patient's active alerts
+        # to the new clinic in the same transaction (and restarts their escalation there).
+        patient_update(actor=Actor.from_request(request), patient=obj)
 
     def has_erase_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.has_perm("screening.delete_patient"))

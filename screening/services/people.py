@@ -6,8 +6,10 @@ import uuid
 
 from django.db import transaction
 
+from privacy.audit import Actor
 from privacy.choices import Role
 from privacy.datakeys import patient_key_create
+from risk.intake import patient_transferred
 from screening.models import (
     Auditor,
     CareTeam,
@@ -104,6 +106,28 @@ def patient_create(
     )
     patient.full_clean(exclude=["user", "display_name"])
     patient.save()
+    return patient
+
+
+@transaction.atomic
+def patient_update(*, actor: Actor, patient: Patient) -> Patient:
+    """Save an existing patient's edited record (the admin's form). The care team and treating
+    clinician must be of the patient's clinic. If the clinic changed, the patient's active alerts
+    follow them to the new clinic in the same transaction (``risk.intake.patient_transferred``:
+    re-assigned, recorded, escalated there), so the clinic notified is the one that may act."""
+    if patient.care_team.organisation_id != patient.organisation_id:
+        raise ValueError("care team belongs to another clinic")
+    if patient.treating_clinician.organisation_id != patient.organisation_id:
+        raise ValueError("clinician belongs to another clinic")
+    previous = (
+        Patient.objects.select_for_update()
+        .filter(pk=patient.pk)
+        .values_list("organisation_id", flat=True)
+        .get()
+    )
+    patient.save()
+    if previous != patient.organisation_id:
+        patient_transferred(actor=actor, patient=patient)
     return patient
 
 

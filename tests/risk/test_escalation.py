@@ -419,7 +419,8 @@ def test_with_nobody_reachable_the_alert_is_flagged_and_rechecked_every_sweep(rw
 
 def test_readiness_is_ok_without_stalled_alerts(rw, client):
     raise_red(rw)
-    body = client.get("/readyz").json()
+    with freeze_time(T0):  # its notifications are due now, not overdue (test_escalation_health)
+        body = client.get("/readyz").json()
     assert (body["status"], body["checks"]["escalation"]) == ("ok", "ok")
 
 
@@ -497,3 +498,111 @@ def test_a_policy_change_records_who_when_before_and_after(rw):
         actor=actor_for(rw.lead), policy=EscalationPolicy(organisation=rw.world.clinic)
     )
     assert PolicyChange.objects.order_by("id").last().before == {}
+
+
+# --- level 0 with nobody reachable, the chain's first level, the first reachable treating -------
+def raise_orange(rw, at: dt.datetime = T0, ref: str = "r1") -> Alert:
+    with freeze_time(at):
+        (result,) = services.signal_evaluate(
+            patient=rw.patient,
+            event=QuestionnaireScored(
+                local_date=at.date(), response_id=ref, instrument="phq9", total=4, item9=1
+            ),
+        )
+    return result.alert
+
+
+def test_a_new_alert_with_nobody_reachable_at_level_0_moves_on_at_the_next_sweep(rw):
+    _deactivate(rw.clinician)  # the treating clinician left the clinic
+    _no_address(rw.on_call)  # the assignee it falls back to has no address
+    alert = raise_orange(rw)
+    assert alert.assigned_to_id == rw.on_call.pk
+    assert alert.ack_deadline == T0 + dt.timedelta(minutes=30)
+    assert alert.next_escalation_at == T0  # not after the 30-minute deadline
+    assert sweep(T0 + dt.timedelta(seconds=30))["escalated"] == 1  # the very next sweep
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (1, 0)
+    assert recipients(alert, 1, 0) == {str(rw.member.user_id)}  # the care team's active member
+    assert alert.ack_deadline == T0 + dt.timedelta(minutes=30)  # the deadline itself stays
+
+
+def test_a_reopened_alert_with_nobody_reachable_at_level_0_moves_on_at_the_next_sweep(rw):
+    alert = raise_orange(rw)
+    with freeze_time(T0 + dt.timedelta(minutes=1)):
+        services.alert_acknowledge(actor=actor_for(rw.clinician), alert_id=alert.pk)
+    _deactivate(rw.clinician)
+    _no_address(rw.on_call)
+    reopened_at = T0 + dt.timedelta(hours=2)
+    raise_orange(rw, at=reopened_at, ref="r2")  # PHQ-9 item 9 again: deterministic, re-arms
+    alert.refresh_from_db()
+    assert (alert.state, alert.escalation_round) == ("open", 1)
+    assert alert.ack_deadline == reopened_at + dt.timedelta(minutes=30)
+    assert alert.next_escalation_at == reopened_at
+    assert sweep(reopened_at + dt.timedelta(seconds=30))["escalated"] == 1
+    alert.refresh_from_db()
+    assert (alert.escalation_level, alert.escalation_repeat) == (1, 0)
+    assert OutboxMessage.objects.filter(
+        alert=alert, recipient_id=str(rw.member.user_id), idempotency_key__endswith=":r1.1.0"
+    ).exists()
+
+
+def test_a_new_alert_with_nobody_reachable_anywhere_is_flagged_at_the_next_sweep(rw, client):
+    _no_address(rw.clinician, rw.member, rw.on_call, rw.lead)
+    alert = raise_orange(rw)
+    assert alert.next_escalation_at == T0
+    soon = T0 + dt.timedelta(seconds=30)
+    assert sweep(soon)["escalated"] == 1
+    alert.refresh_from_db()
+    assert alert.unreachable_since == soon  # not half an hour later
+    with freeze_time(soon):
+        assert client.get("/readyz").json()["checks"]["escalation"] == "degraded"
+
+
+def test_the_chain_s_first_level_is_notified_with_the_treating_clinician_every_round(rw):
+    rw.policy.chain = [
+        {"target": "on_call", "delay_minutes": 10, "repeat": 0},
+        {"target": "clinical_lead", "delay_minutes": 10, "repeat": 0},
+    ]
+    rw.policy.save()
+    alert = raise_orange(rw)
+    assert recipients(alert, 0, 0) == {str(rw.clinician.user_id), str(rw.on_call.user_id)}
+    assert alert.next_escalation_at == alert.ack_deadline
+    _until_restart(alert)
+    _until_restart(alert)
+    _until_restart(alert)
+    on_call_keys = set(
+        OutboxMessage.objects.filter(
+            alert=alert, recipient_id=str(rw.on_call.user_id), level=0
+        ).values_list("idempotency_key", flat=True)
+    )
+    assert {key.rsplit(":", 1)[1] for key in on_call_keys} == {"0.0", "r1.0.0", "r2.0.0", "r3.0.0"}
+    keys = list(OutboxMessage.objects.values_list("idempotency_key", flat=True))
+    assert len(keys) == len(set(keys))
+
+
+def test_level_0_counts_as_reachable_through_the_chain_s_first_level(rw):
+    rw.policy.chain = [
+        {"target": "care_team", "delay_minutes": 10, "repeat": 0},
+        {"target": "clinical_lead", "delay_minutes": 10, "repeat": 0},
+    ]
+    rw.policy.save()
+    _no_address(rw.clinician)  # the treating clinician cannot be reached, the team's member can
+    alert = raise_orange(rw)
+    assert recipients(alert, 0, 0) == {str(rw.clinician.user_id), str(rw.member.user_id)}
+    assert alert.next_escalation_at == alert.ack_deadline  # somebody was reached: wait
+
+
+def test_the_treating_level_reaches_the_treating_clinician_past_an_unreachable_assignee(rw):
+    alert = raise_red(rw)
+    Alert.objects.filter(pk=alert.pk).update(assigned_to=rw.member)
+    _no_address(rw.member)  # active, but nothing can reach them (no webhook configured)
+    EscalationPolicy.objects.filter(pk=rw.policy.pk).update(
+        chain=[{"target": "treating_clinician", "delay_minutes": 5, "repeat": 1}]
+    )
+    sweep(T0 + dt.timedelta(minutes=5))
+    alert.refresh_from_db()
+    assert (alert.escalation_round, alert.escalation_level, alert.escalation_repeat) == (0, 0, 1)
+    assert recipients(alert, 0, 1) == {str(rw.clinician.user_id)}
+    assert not AlertTransition.objects.filter(
+        alert=alert, note_code="escalation_skipped:treating_clinician"
+    ).exists()

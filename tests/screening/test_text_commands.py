@@ -128,3 +128,30 @@ def test_score_each_lets_the_time_limit_through() -> None:
     with pytest.raises(OutOfTime):
         score_each(Slow(), ["a", "b", "c"], reraise=(OutOfTime,))
     assert Slow.calls == 1
+
+
+def test_score_texts_output_is_private_and_can_be_deidentified(tmp_path: Path) -> None:
+    """The output quotes the input (patient data): owner-only, and ``--deidentify`` replaces the
+    quotes with their de-identified form while the offsets still point into the input."""
+    import stat
+
+    text = "Kwame Mensah (07700 900461) says I want to kill myself tonight."
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "x", "text": text}) + "\n")
+    plain, deid = tmp_path / "plain.jsonl", tmp_path / "deid.jsonl"
+    deid.write_text("stale")
+    deid.chmod(0o644)  # an existing file is truncated and made private too
+    for dst, extra in ((plain, []), (deid, ["--deidentify"])):
+        args = ["--input", str(src), "--output", str(dst), "--no-progress", *extra]
+        call_command("score_texts", *args, stdout=io.StringIO())
+        assert stat.S_IMODE(dst.stat().st_mode) == 0o600
+    (raw,) = [json.loads(line) for line in plain.read_text().splitlines()]
+    (safe,) = [json.loads(line) for line in deid.read_text().splitlines()]
+    assert "Kwame" in raw["worst_passage_text"] and "07700" in raw["worst_passage_text"]
+    assert "Kwame" not in deid.read_text() and "07700 900461" not in deid.read_text()
+    assert "kill myself" in safe["worst_passage_text"]
+    assert safe["at_risk"] == raw["at_risk"] and safe["risk_probs"] == raw["risk_probs"]
+    assert [(e["start"], e["end"]) for e in safe["evidence"]] == [
+        (e["start"], e["end"]) for e in raw["evidence"]
+    ]
+    assert safe["evidence"]

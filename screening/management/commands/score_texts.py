@@ -2,13 +2,19 @@
 
 Input: one JSON object per line with ``id`` and ``text``. Output: one JSON object per input line,
 in order: the full :class:`~screening.ml.text.scorer.TextScore` plus the evidence spans with the
-matched substring (this file is researcher output, not a log). A bad line gives an error record
-for that line (``{"id": ..., "line": n, "error": ...}``), never a crash.
+matched substring and the worst passage's text. A bad line gives an error record for that line
+(``{"id": ..., "line": n, "error": ...}``), never a crash.
+
+The output quotes the input, so it is patient data like the input: it is created readable by its
+owner only (0600). ``--deidentify`` replaces the quoted text (``worst_passage_text`` and each
+span's ``text``) with its de-identified form (``privacy.deid``); the offsets still point into the
+input. Use it for anything that leaves the clinic.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,22 +49,37 @@ def _read(path: Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
             yield n, rid, text, None
 
 
-def _record(rid: Any, text: str, score: TextScore) -> dict[str, Any]:
+def _quote(text: str, *, deidentify: bool) -> str:
+    if not deidentify:
+        return text
+    from privacy.deid import deidentify as deid
+
+    return deid(text).text
+
+
+def _record(rid: Any, text: str, score: TextScore, *, deidentify: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"id": rid}
     out.update(score.as_dict())
     ws, we = score.worst_passage
-    out["worst_passage_text"] = text[ws:we]
+    out["worst_passage_text"] = _quote(text[ws:we], deidentify=deidentify)
     out["evidence"] = [
         {
             "start": s.start,
             "end": s.end,
             "category": s.category,
             "rule_id": s.rule_id,
-            "text": text[s.start : s.end],
+            "text": _quote(text[s.start : s.end], deidentify=deidentify),
         }
         for s in score.crisis.spans
     ]
     return out
+
+
+def _open_private(path: Path) -> Any:
+    """Open ``path`` for writing, created (or truncated) readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: set it
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def _chunks(
@@ -98,6 +119,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--deidentify",
+            action="store_true",
+            help="De-identify the quoted text (worst passage, evidence spans) in the output.",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from tqdm import tqdm
@@ -117,7 +143,7 @@ class Command(BaseCommand):
         chunk_chars = 2_000_000
         errors = 0
         with (
-            opts["output"].open("w", encoding="utf-8") as out,
+            _open_private(opts["output"]) as out,
             tqdm(total=len(rows), unit="text", disable=opts["no_progress"]) as bar,
         ):
             for part in _chunks(rows, max_texts=chunk_texts, max_chars=chunk_chars):
@@ -126,7 +152,7 @@ class Command(BaseCommand):
                 for n, rid, text, err in part:
                     result = scored.get(n)
                     if err is None and text is not None and isinstance(result, TextScore):
-                        rec = _record(rid, text, result)
+                        rec = _record(rid, text, result, deidentify=opts["deidentify"])
                     else:
                         errors += 1
                         rec = {"id": rid, "line": n, "error": err or str(result)}
