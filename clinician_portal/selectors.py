@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -27,9 +28,10 @@ from privacy.audit import Actor, access_record
 from privacy.breakglass import clinician_patient_access
 from privacy.choices import AccessOutcome, ConsentScope
 from privacy.consent import consent_has
+from privacy.models import AccessEvent
 from risk.choices import ACTIVE_STATES, Tier
 from risk.models import Alert, AlertEvidence, AlertTransition, PatientDaySignals
-from risk.selectors import alerts_visible_to
+from risk.selectors import alert_queue_for, alerts_visible_to
 from screening.models import (
     Clinician,
     DiaryEntry,
@@ -201,6 +203,18 @@ def _trend(scores: list[DayScore], today: dt.date) -> float | None:
 
 
 # --- who may see which patient ------------------------------------------------------------------
+#: The portal's read of one alert.
+ALERT_VIEW = "portal.alert.view"
+#: The portal's alert actions, by the access-event action their service records (allowed or
+#: refused): a refused portal POST is recorded under the same name.
+ALERT_ACTIONS = {
+    "acknowledge": "alert.acknowledge",
+    "escalate": "alert.escalate_manual",
+    "reassign": "alert.reassign",
+    "resolve": "alert.resolve",
+}
+
+
 def _probe_record(
     *, actor: Actor, action: str, resource_type: str, resource_id: Any, elsewhere: bool
 ) -> None:
@@ -273,9 +287,18 @@ def patient_for_clinician(
     return patient, access
 
 
-def alert_for_clinician(*, actor: Actor, clinician: Clinician, alert_id: uuid.UUID) -> Alert:
-    """One alert the clinician sees (open or closed). Another clinic's, or none: NotFound; one of
-    the clinic outside the clinician's view: PermissionDenied (recorded)."""
+def alert_for_clinician(
+    *,
+    actor: Actor,
+    clinician: Clinician,
+    alert_id: uuid.UUID,
+    action: str = ALERT_VIEW,
+) -> Alert:
+    """One alert the clinician sees (open or closed). ``action`` is what the caller is about to
+    do (:data:`ALERT_VIEW`, or one of :data:`ALERT_ACTIONS` for a POST): a refusal is recorded
+    under it. Another clinic's, or none: NotFound (a denied probe, without the patient); one of an
+    erased patient: NotFound (denied, reason ``patient_erased``: its evidence can no longer be
+    decrypted); one of the clinic outside the clinician's view: PermissionDenied (recorded)."""
     alert = (
         Alert.objects.select_related(
             "patient", "assigned_to__user", "acknowledged_by", "resolved_by"
@@ -286,7 +309,7 @@ def alert_for_clinician(*, actor: Actor, clinician: Clinician, alert_id: uuid.UU
     if alert is None:
         _probe_record(
             actor=actor,
-            action="portal.alert.view",
+            action=action,
             resource_type="Alert",
             resource_id=alert_id,
             elsewhere=Alert.objects.filter(pk=alert_id)
@@ -294,19 +317,106 @@ def alert_for_clinician(*, actor: Actor, clinician: Clinician, alert_id: uuid.UU
             .exists(),
         )
         raise NotFound("No such alert.")
-    if not alerts_visible_to(clinician=clinician, active_only=False).filter(pk=alert.pk).exists():
+
+    def deny(status_code: int, reason: str) -> None:
         access_record(
             actor=actor,
-            action="portal.alert.view",
+            action=action,
             patient_id=alert.patient_id,
             outcome=AccessOutcome.DENIED,
             resource_type="Alert",
             resource_id=alert.pk,
-            status_code=403,
-            reason="not_in_care_team",
+            status_code=status_code,
+            reason=reason,
         )
+
+    if alert.patient.erased_at is not None:
+        # The alert row stays (the clinic's safety record), but it is closed and its evidence is
+        # crypto-shredded: nothing of it is shown in the portal (no queue, caseload or timeline
+        # lists it either).
+        deny(404, "patient_erased")
+        raise NotFound("No such alert.")
+    if not alerts_visible_to(clinician=clinician, active_only=False).filter(pk=alert.pk).exists():
+        deny(403, "not_in_care_team")
         raise PermissionDenied("This alert belongs to another care team.")
     return alert
+
+
+# --- pages that list patients (queue, caseload) ------------------------------------------------
+QUEUE_READ = "portal.queue"
+QUEUE_REFRESH = "portal.queue.refresh"
+CASELOAD_READ = "portal.caseload"
+#: The queue's rows refresh in the background every few seconds: a refresh puts a patient in their
+#: access trail only when no queue read of this clinician put them there within this window (the
+#: refresh itself is recorded every time, without a patient).
+QUEUE_REFRESH_TRAIL_WINDOW = dt.timedelta(minutes=15)
+
+
+def _list_read_record(
+    *,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    patient_ids: Iterable[uuid.UUID],
+    quiet_since: dt.datetime | None = None,
+    quiet_actions: tuple[str, ...] = (),
+) -> None:
+    """Record a page that lists patients: one event for the page (no patient), then one per
+    patient shown (once each, in the order shown, resource ``Patient``), so that the read is in
+    each patient's access trail. The page size bounds the count (at most the page's rows); the
+    events are written together. With ``quiet_since``, patients already recorded by this actor
+    under ``quiet_actions`` since then are left out (one query)."""
+    ids = list(dict.fromkeys(patient_ids))
+    if quiet_since is not None and ids and actor.user_id is not None:
+        recent = set(
+            AccessEvent.objects.filter(
+                actor_id=actor.user_id,
+                action__in=quiet_actions,
+                patient_id__in=ids,
+                occurred_at__gte=quiet_since,
+            ).values_list("patient_id", flat=True)
+        )
+        ids = [pid for pid in ids if pid not in recent]
+    with transaction.atomic():
+        access_record(actor=actor, action=action, resource_type=resource_type)
+        for pid in ids:
+            access_record(
+                actor=actor,
+                action=action,
+                patient_id=pid,
+                resource_type="Patient",
+                resource_id=pid,
+            )
+
+
+def alert_queue(
+    *,
+    actor: Actor,
+    clinician: Clinician,
+    tier: str = "",
+    state: str = "",
+    assignee: str = "",
+    limit: int,
+    refresh: bool = False,
+) -> tuple[list[Alert], bool]:
+    """The first ``limit`` alerts of the clinician's queue (:func:`risk.selectors.alert_queue_for`)
+    and whether there were more. Recorded before it is shown: the page (``portal.queue``) or its
+    background refresh (``portal.queue.refresh``), and each patient shown, in their access trail;
+    a refresh records only the patients no queue read of this clinician recorded within
+    :data:`QUEUE_REFRESH_TRAIL_WINDOW`."""
+    rows = list(
+        alert_queue_for(clinician=clinician, tier=tier, state=state, assignee=assignee)[: limit + 1]
+    )
+    shown = rows[:limit]
+    _list_read_record(
+        actor=actor,
+        action=QUEUE_REFRESH if refresh else QUEUE_READ,
+        resource_type="Alert",
+        patient_ids=[a.patient_id for a in shown],
+        quiet_since=timezone.now() - QUEUE_REFRESH_TRAIL_WINDOW if refresh else None,
+        quiet_actions=(QUEUE_READ, QUEUE_REFRESH),
+    )
+    return shown, len(rows) > limit
 
 
 # --- alert detail -------------------------------------------------------------------------------
@@ -433,7 +543,7 @@ def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) ->
     baseline. Recorded as an access event."""
     access_record(
         actor=actor,
-        action="portal.alert.view",
+        action=ALERT_VIEW,
         patient_id=alert.patient_id,
         resource_type="Alert",
         resource_id=alert.pk,
@@ -622,9 +732,11 @@ def caseload_patients(*, clinician: Clinician) -> QuerySet[Patient]:
 def caseload_rows(
     *, actor: Actor, clinician: Clinician, patients: list[Patient]
 ) -> list[CaseloadRow]:
-    """One row per patient of the page: a fixed handful of grouped queries, whatever the count."""
-    access_record(actor=actor, action="portal.caseload", resource_type="Patient")
+    """One row per patient of the page: a fixed handful of grouped queries, whatever the count.
+    Recorded first: the page (``portal.caseload``) and each patient shown, in their access trail
+    (one event each: at most a page of them)."""
     ids = [p.pk for p in patients]
+    _list_read_record(actor=actor, action=CASELOAD_READ, resource_type="Patient", patient_ids=ids)
     if not ids:
         return []
     # Each patient's own local day (their "today" may differ from UTC's by a day either way);

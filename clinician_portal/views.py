@@ -49,7 +49,7 @@ from privacy.chain_verify import ChainVerification, audit_chain_last, audit_chai
 from privacy.choices import AccessOutcome, ActorRole, ConsentScope, Role
 from risk.choices import AlertState, Disposition, Tier
 from risk.errors import AlertTransitionInvalid, ResolutionIncomplete
-from risk.selectors import alert_assignees_for, alert_queue_for
+from risk.selectors import alert_assignees_for
 from risk.services import alert_acknowledge, alert_escalate_manual, alert_reassign, alert_resolve
 from screening.models import Auditor, Clinician, User
 
@@ -219,14 +219,23 @@ def home_view(request: HttpRequest) -> HttpResponse:
 
 
 # --- alert queue ---------------------------------------------------------------------------------
-def _queue_context(request: HttpRequest, clinician: Clinician) -> dict[str, Any]:
+def _queue_context(
+    request: HttpRequest, clinician: Clinician, *, refresh: bool = False
+) -> dict[str, Any]:
     tier = request.GET.get("tier", "")
     state = request.GET.get("state", "")
     assignee = request.GET.get("assignee", "")
     tier = tier if tier in Tier.values else ""
     state = state if state in (AlertState.OPEN, AlertState.ACKNOWLEDGED) else ""
-    alerts = alert_queue_for(clinician=clinician, tier=tier, state=state, assignee=assignee)
-    rows = list(alerts[: QUEUE_LIMIT + 1])
+    rows, truncated = selectors.alert_queue(
+        actor=_actor(request),
+        clinician=clinician,
+        tier=tier,
+        state=state,
+        assignee=assignee,
+        limit=QUEUE_LIMIT,
+        refresh=refresh,
+    )
     now = timezone.now()
     items = [
         {
@@ -234,11 +243,11 @@ def _queue_context(request: HttpRequest, clinician: Clinician) -> dict[str, Any]
             "seconds_left": int((a.ack_deadline - now).total_seconds()),
             "breached": a.state == AlertState.OPEN and a.ack_deadline <= now,
         }
-        for a in rows[:QUEUE_LIMIT]
+        for a in rows
     ]
     return {
         "items": items,
-        "truncated": len(rows) > QUEUE_LIMIT,
+        "truncated": truncated,
         "limit": QUEUE_LIMIT,
         "tier": tier,
         "state": state,
@@ -255,16 +264,17 @@ def _queue_context(request: HttpRequest, clinician: Clinician) -> dict[str, Any]
 @clinician_view
 def queue_view(request: HttpRequest) -> HttpResponse:
     clinician = _clinician(request)
-    access_record(actor=_actor(request), action="portal.queue", resource_type="Alert")
     return render(request, "clinician_portal/queue.html", _queue_context(request, clinician))
 
 
 @require_GET
 @clinician_view
 def queue_fragment_view(request: HttpRequest) -> HttpResponse:
-    """The queue's rows only, for the page's background refresh (not counted as activity)."""
+    """The queue's rows only, for the page's background refresh (not counted as activity, but
+    recorded like the page)."""
     clinician = _clinician(request)
-    return render(request, "clinician_portal/_queue_rows.html", _queue_context(request, clinician))
+    context = _queue_context(request, clinician, refresh=True)
+    return render(request, "clinician_portal/_queue_rows.html", context)
 
 
 # --- alert detail and actions --------------------------------------------------------------------
@@ -311,10 +321,20 @@ def _after_action(request: HttpRequest, alert_id: uuid.UUID, message: str) -> Ht
     return redirect("portal:alert", alert_id=alert_id)
 
 
+def _may_act(request: HttpRequest, alert_id: uuid.UUID, name: str) -> None:
+    """Visibility first: another clinic's alert is a 404, one outside the clinician's view a 403,
+    whatever the action; a refusal is recorded under the attempted action (``name``, a key of
+    :data:`selectors.ALERT_ACTIONS`)."""
+    selectors.alert_for_clinician(
+        actor=_actor(request),
+        clinician=_clinician(request),
+        alert_id=alert_id,
+        action=selectors.ALERT_ACTIONS[name],
+    )
+
+
 def _action(request: HttpRequest, alert_id: uuid.UUID, run: Any, done: str) -> HttpResponse:
-    clinician = _clinician(request)
-    # Visibility first: another clinic's alert is a 404, whatever the action.
-    selectors.alert_for_clinician(actor=_actor(request), clinician=clinician, alert_id=alert_id)
+    """Run an action the clinician may take (checked first, by :func:`_may_act`)."""
     try:
         run()
     except AlertTransitionInvalid as exc:
@@ -329,6 +349,7 @@ def _action(request: HttpRequest, alert_id: uuid.UUID, run: Any, done: str) -> H
 @clinician_view
 def alert_acknowledge_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     actor = _actor(request)
+    _may_act(request, alert_id, "acknowledge")
     return _action(
         request,
         alert_id,
@@ -341,6 +362,7 @@ def alert_acknowledge_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpRes
 @clinician_view
 def alert_escalate_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     actor = _actor(request)
+    _may_act(request, alert_id, "escalate")
     return _action(
         request,
         alert_id,
@@ -353,6 +375,7 @@ def alert_escalate_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpRespon
 @clinician_view
 def alert_reassign_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     actor = _actor(request)
+    _may_act(request, alert_id, "reassign")  # before the form: a refusal is not a 400
     raw = request.POST.get("assignee", "")
     if not raw.isdigit():
         from config.errors import ValidationFailed
@@ -372,6 +395,7 @@ def alert_reassign_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpRespon
 def alert_resolve_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     actor = _actor(request)
     clinician = _clinician(request)
+    _may_act(request, alert_id, "resolve")  # before the form: a refusal is not a 400
     form = ResolveForm(request.POST)
     try:
         if not form.is_valid():
@@ -475,7 +499,9 @@ def break_glass_view(request: HttpRequest, pseudonym: str) -> HttpResponse:
 # --- auditor console -----------------------------------------------------------------------------
 class EventFilterForm(forms.Form):
     patient = forms.CharField(required=False, max_length=32, label="Patient (pseudonym)")
-    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    actor = forms.CharField(
+        required=False, max_length=150, label="Actor (staff username or patient pseudonym)"
+    )
     role = forms.ChoiceField(
         required=False, choices=[("", "Any"), *ActorRole.choices], label="Actor role"
     )
@@ -519,11 +545,33 @@ def _page(request: HttpRequest, rows: Any) -> tuple[list[Any], int, bool]:
     return chunk[:AUDIT_PAGE], number, len(chunk) > AUDIT_PAGE
 
 
+def _filter_errors(form: forms.Form) -> list[str]:
+    """Each invalid filter, named by its label (``Since: Enter a valid date.``)."""
+    return [
+        f"{form[name].label if name in form.fields else name}: {message}"
+        for name, messages in form.errors.items()
+        for message in messages
+    ]
+
+
+def _bad_filters(request: HttpRequest, template: str, form: forms.Form) -> HttpResponse:
+    """An invalid filter is a 400: the page with its form and the errors, nothing listed (and
+    nothing exported). Ignoring the bad value, or every filter, would list more than was asked."""
+    return render(
+        request,
+        template,
+        {"form": form, "filter_errors": _filter_errors(form)},
+        status=400,
+    )
+
+
 @require_GET
 @auditor_view
 def audit_events_view(request: HttpRequest) -> HttpResponse:
-    form = EventFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
+    form = EventFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(request, "clinician_portal/audit_events.html", form)
+    filters = form.cleaned_data
     bg = filters.get("break_glass", "")
     events = audit_selectors.audit_events_list(
         actor=_actor(request),
@@ -564,8 +612,10 @@ class _Echo:
 @require_GET
 @auditor_view
 def audit_consents_view(request: HttpRequest) -> HttpResponse:
-    form = ConsentFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
+    form = ConsentFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(request, "clinician_portal/audit_consents.html", form)
+    filters = form.cleaned_data
     records = audit_selectors.audit_consents_list(
         actor=_actor(request),
         auditor=_auditor(request),

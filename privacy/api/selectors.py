@@ -113,9 +113,9 @@ def audit_events_list(
     until: dt.datetime | None = None,
 ) -> QuerySet[AccessEvent]:
     """Access events of the auditor's clinic, and those of callers that were not signed in, newest
-    first, filtered. ``patient`` is a pseudonym, ``actor_name`` a username (or a patient's
-    pseudonym), ``role`` an actor role (``anonymous`` for callers not signed in) and ``ip`` the
-    address of a caller that was not signed in."""
+    first, filtered. ``patient`` is a pseudonym, ``actor_name`` a member of staff's username or a
+    patient's pseudonym (never a patient's username), ``role`` an actor role (``anonymous`` for
+    callers not signed in) and ``ip`` the address of a caller that was not signed in."""
     org = auditor.organisation_id
     target = _clinic_patient(auditor=auditor, pseudonym=patient)
     access_record(
@@ -148,8 +148,11 @@ def audit_events_list(
     if patient:
         query = query.filter(patient=target) if target else query.none()
     if actor_name:
+        # Staff by username, patients only by pseudonym (as the actor column names them): a
+        # patient's username must not find, and so link to, the pseudonymous rows of that patient.
         query = query.filter(
-            Q(actor__username=actor_name) | Q(actor__patient__pseudonym=actor_name)
+            Q(actor__username=actor_name, actor__patient__isnull=True)
+            | Q(actor__patient__pseudonym=actor_name)
         )
     if role:
         query = query.filter(actor_role=role)

@@ -92,3 +92,28 @@ def red_alert(world: Any) -> Alert:
     alert = raise_help_alert(world.patient_a)
     assert alert is not None and alert.tier == "red"
     return alert
+
+
+#: SQL of the audit trail's appends (and the savepoints they run in): a page that lists patients
+#: writes one event per patient shown, on top of its reads.
+_AUDIT_SQL = ("privacy_accessevent", "privacy_auditchainhead", "SAVEPOINT")
+
+
+def non_audit_queries(captured: Any) -> list[str]:
+    """The SQL of a ``CaptureQueriesContext`` other than the audit trail's."""
+    return [
+        q["sql"] for q in captured.captured_queries if not any(t in q["sql"] for t in _AUDIT_SQL)
+    ]
+
+
+def new_events(before: set[int]) -> list[Any]:
+    """The access events recorded since ``before`` (their ids), in chain order."""
+    from privacy.models import AccessEvent
+
+    return list(AccessEvent.objects.exclude(pk__in=before).order_by("seq"))
+
+
+def event_ids() -> set[int]:
+    from privacy.models import AccessEvent
+
+    return set(AccessEvent.objects.values_list("pk", flat=True))

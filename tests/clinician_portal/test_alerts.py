@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from privacy.models import AccessEvent
 from risk.models import Alert, AlertTransition, OutboxMessage
-from tests.clinician_portal.conftest import Portal, raise_help_alert
+from tests.clinician_portal.conftest import (
+    Portal,
+    event_ids,
+    new_events,
+    non_audit_queries,
+    raise_help_alert,
+)
 from tests.factories import CareTeamFactory, OrganisationFactory, make_clinician, make_patient
 
 
@@ -257,12 +263,19 @@ def test_queue_queries_do_not_grow_with_alerts(
     team = CareTeam.objects.get(pk=portal.world.patient_a.care_team_id)
     for _ in range(12):
         raise_help_alert(make_patient(team=team, clinician=portal.world.clinician))
-    with django_assert_max_num_queries(15), CaptureQueriesContext(connection) as many:
+    before = event_ids()
+    with CaptureQueriesContext(connection) as many:
         response = treating.get("/portal/alerts/")
     assert len(response.context["items"]) == 13
-    assert len(many) == len(one)
-    with django_assert_max_num_queries(10):
+    # Reads stay flat; the audit trail gets the page's event and one per patient shown.
+    assert len(non_audit_queries(many)) == len(non_audit_queries(one)) <= 15
+    assert len(new_events(before)) == 1 + 13
+    # The refresh right after records itself only (the page just put every patient in the trail).
+    before = event_ids()
+    with django_assert_max_num_queries(15), CaptureQueriesContext(connection) as refresh:
         treating.get("/portal/alerts/rows/", headers={"X-Portal-Poll": "1"})
+    assert len(non_audit_queries(refresh)) <= 10
+    assert len(new_events(before)) == 1
 
 
 def test_alert_page_query_count(
@@ -398,7 +411,7 @@ def test_other_clinics_alert_probe_is_logged_without_the_patient(portal: Portal,
         ),
         (
             portal.world.clinician.user_id,
-            "portal.alert.view",
+            "alert.acknowledge",  # the action attempted
             "denied",
             None,
             "Alert",
@@ -418,3 +431,107 @@ def test_other_clinics_alert_probe_is_logged_without_the_patient(portal: Portal,
         ),
     ]
     assert Alert.objects.get(pk=alert.pk).state == "open"
+
+
+# --- the queue's reads are in each shown patient's access trail -----------------------------------
+def _trail(events: list[Any]) -> list[tuple[str, Any]]:
+    return [(e.action, e.patient_id) for e in events]
+
+
+def test_queue_and_its_refresh_are_recorded_in_each_shown_patients_trail(
+    portal: Portal, treating: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinician_portal import selectors
+
+    world = portal.world
+    raise_help_alert(world.patient_a)
+    raise_help_alert(world.patient_b)
+    before = event_ids()
+    response = treating.get("/portal/alerts/")
+    shown = [item["alert"].patient_id for item in response.context["items"]]
+    assert sorted(shown) == sorted([world.patient_a.pk, world.patient_b.pk])
+    page = new_events(before)
+    assert _trail(page) == [("portal.queue", None)] + [("portal.queue", pid) for pid in shown]
+    assert all(e.outcome == "allowed" and e.actor_id == world.clinician.user_id for e in page)
+    assert {e.resource_type for e in page[1:]} == {"Patient"}
+
+    # The background refresh is recorded like the page; its patients were just recorded.
+    before = event_ids()
+    fragment = treating.get("/portal/alerts/rows/", headers={"X-Portal-Poll": "1"})
+    assert fragment.status_code == 200 and world.patient_a.pseudonym.encode() in fragment.content
+    assert _trail(new_events(before)) == [("portal.queue.refresh", None)]
+
+    # Once the window has passed, a refresh puts them in their trails again.
+    monkeypatch.setattr(selectors, "QUEUE_REFRESH_TRAIL_WINDOW", dt.timedelta(0))
+    before = event_ids()
+    treating.get("/portal/alerts/rows/", headers={"X-Portal-Poll": "1"})
+    assert _trail(new_events(before)) == [("portal.queue.refresh", None)] + [
+        ("portal.queue.refresh", pid) for pid in shown
+    ]
+    # ... which is what the patient's own access log shows.
+    rows = world.client_for(world.patient_a.user).get("/api/v1/access-log").json()["results"]
+    assert {"portal.queue", "portal.queue.refresh"} <= {row["action"] for row in rows}
+
+
+def test_an_empty_queue_refresh_is_still_recorded(treating: Client) -> None:
+    before = event_ids()
+    assert treating.get("/portal/alerts/rows/").status_code == 200
+    assert _trail(new_events(before)) == [("portal.queue.refresh", None)]
+
+
+# --- a refused action is recorded as the action attempted -----------------------------------------
+@pytest.mark.parametrize(
+    ("action", "recorded", "data"),
+    [
+        ("acknowledge", "alert.acknowledge", {}),
+        ("escalate", "alert.escalate_manual", {}),
+        ("resolve", "alert.resolve", {"disposition": "other", "note": "x"}),
+        ("resolve", "alert.resolve", {"disposition": ""}),  # an incomplete form: still a 403
+        ("reassign", "alert.reassign", {"assignee": "1"}),
+        ("reassign", "alert.reassign", {"assignee": "nobody"}),  # likewise, not a 400
+    ],
+)
+def test_a_refused_action_is_recorded_as_the_attempted_action(
+    colleague: Client, red_alert: Alert, action: str, recorded: str, data: dict[str, str]
+) -> None:
+    before = event_ids()
+    response = colleague.post(f"/portal/alerts/{red_alert.pk}/{action}", data)
+    assert response.status_code == 403
+    assert red_alert.patient.pseudonym.encode() not in response.content
+    assert [
+        (e.action, e.outcome, e.patient_id, e.resource_id, e.status_code, e.reason)
+        for e in new_events(before)
+    ] == [(recorded, "denied", red_alert.patient_id, str(red_alert.pk), 403, "not_in_care_team")]
+
+
+def test_a_successful_action_is_recorded_under_the_same_name(
+    treating: Client, red_alert: Alert
+) -> None:
+    before = event_ids()
+    assert treating.post(f"/portal/alerts/{red_alert.pk}/acknowledge").status_code == 302
+    assert ("alert.acknowledge", "allowed") in {(e.action, e.outcome) for e in new_events(before)}
+
+
+# --- an erased patient's alert --------------------------------------------------------------------
+def test_an_erased_patients_alert_is_404_recorded_as_denied(
+    portal: Portal, treating: Client, red_alert: Alert
+) -> None:
+    from privacy.audit import Actor
+    from privacy.erasure import patient_erase
+
+    patient = portal.world.patient_a
+    patient_erase(actor=Actor.system(), patient=patient, reason="Patient request, ticket 4711")
+    # The alert row stays (closed by the erasure), its evidence now unreadable.
+    assert Alert.objects.filter(pk=red_alert.pk).values_list("state", flat=True).get() == "resolved"
+    before = event_ids()
+    response = treating.get(f"/portal/alerts/{red_alert.pk}")
+    assert response.status_code == 404
+    assert patient.pseudonym.encode() not in response.content
+    assert treating.post(f"/portal/alerts/{red_alert.pk}/acknowledge").status_code == 404
+    events = new_events(before)
+    assert [
+        (e.action, e.outcome, e.patient_id, e.resource_id, e.status_code, e.reason) for e in events
+    ] == [
+        ("portal.alert.view", "denied", patient.pk, str(red_alert.pk), 404, "patient_erased"),
+        ("alert.acknowledge", "denied", patient.pk, str(red_alert.pk), 404, "patient_erased"),
+    ]

@@ -240,10 +240,60 @@ def test_another_clinics_auditor_sees_the_anonymous_refusals_but_no_patient(
     assert portal.world.patient_a.user.username not in body
 
 
-@pytest.mark.parametrize("bad", ["role=superuser", "ip=not-an-address"])
-def test_bad_role_or_ip_filters_are_ignored_not_errors(
-    portal: Portal, auditor: Client, bad: str
+@pytest.mark.parametrize(
+    ("bad", "label"),
+    [
+        ("role=superuser", "Actor role"),
+        ("ip=not-an-address", "Client IP (not signed in)"),
+        ("since=garbage", "Since"),
+        ("until=2025-13-45", "Until"),
+        ("outcome=maybe", "Outcome"),
+        ("break_glass=2", "Break glass"),
+    ],
+)
+def test_a_bad_filter_is_a_400_naming_it_with_nothing_listed(
+    portal: Portal, auditor: Client, bad: str, label: str
 ) -> None:
-    response = auditor.get(f"/portal/audit/events/?{bad}")
+    world = portal.world
+    raise_help_alert(world.patient_a)
+    raise_help_alert(world.patient_b)
+    before = set(AccessEvent.objects.values_list("pk", flat=True))
+    # With a valid patient filter next to the bad one: neither filter may be dropped.
+    response = auditor.get(f"/portal/audit/events/?patient={world.patient_b.pseudonym}&{bad}")
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'role="alert"' in body and f"{label}:" in body
+    assert "events" not in response.context  # nothing listed
+    assert world.patient_a.pseudonym not in body and "alert.raise" not in body
+    assert not AccessEvent.objects.exclude(pk__in=before).exists()  # nothing was read
+
+
+def test_a_bad_consent_filter_is_a_400_and_exports_nothing(portal: Portal, auditor: Client) -> None:
+    world = portal.world
+    for extra in ("", "&export=csv"):
+        response = auditor.get(
+            f"/portal/audit/consents/?patient={world.patient_b.pseudonym}&since=garbage{extra}"
+        )
+        assert response.status_code == 400
+        assert not response.streaming and not response["Content-Type"].startswith("text/csv")
+        body = response.content.decode()
+        assert 'role="alert"' in body and "Since:" in body
+        assert "records" not in response.context
+        assert world.patient_a.pseudonym not in body
+        assert "export=csv" not in body  # no export link either
+
+
+def test_the_actor_filter_never_matches_a_patients_username(
+    portal: Portal, auditor: Client
+) -> None:
+    world = portal.world
+    assert world.client_for(world.patient_a.user).get("/api/v1/me").status_code == 200
+    assert AccessEvent.objects.filter(actor_id=world.patient_a.user_id).exists()
+    response = auditor.get(f"/portal/audit/events/?actor={world.patient_a.user.username}")
     assert response.status_code == 200
-    assert response.context["form"].errors
+    assert response.context["events"] == []
+    assert world.patient_a.pseudonym not in response.content.decode()
+    # A patient is found by pseudonym, as the log names them; staff by username.
+    by_pseudonym = auditor.get(f"/portal/audit/events/?actor={world.patient_a.pseudonym}")
+    events = by_pseudonym.context["events"]
+    assert events and all(e.actor_id == world.patient_a.user_id for e in events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 
@@ -14,7 +15,13 @@ from privacy.consent import consent_change
 from privacy.models import AccessEvent, BreakGlassAccess
 from risk.models import Alert, PatientDaySignals
 from screening.models import DiaryEntry
-from tests.clinician_portal.conftest import Portal, raise_help_alert
+from tests.clinician_portal.conftest import (
+    Portal,
+    event_ids,
+    new_events,
+    non_audit_queries,
+    raise_help_alert,
+)
 from tests.factories import (
     CareTeamFactory,
     DiaryEntryFactory,
@@ -140,9 +147,35 @@ def test_caseload(portal: Portal, treating: Client, colleague: Client) -> None:
     assert world.patient_a.pseudonym.encode() not in other.content
 
 
-def test_caseload_query_count_is_flat(
-    portal: Portal, treating: Client, django_assert_max_num_queries: Any
+def test_caseload_puts_each_shown_patient_in_their_access_trail(
+    portal: Portal, treating: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from clinician_portal import views
+
+    world = portal.world
+    before = event_ids()
+    response = treating.get("/portal/patients/")
+    shown = [row.patient.pk for row in response.context["rows"]]
+    assert sorted(shown) == sorted([world.patient_a.pk, world.patient_b.pk])
+    events = new_events(before)
+    assert [(e.action, e.patient_id) for e in events] == [("portal.caseload", None)] + [
+        ("portal.caseload", pid) for pid in shown
+    ]
+    assert all(e.outcome == "allowed" and e.actor_id == world.clinician.user_id for e in events)
+    # Only the page's patients: the second page of one row records its one patient.
+    monkeypatch.setattr(views, "CASELOAD_PAGE", 1)
+    before = event_ids()
+    second = treating.get("/portal/patients/?page=2")
+    assert [(e.action, e.patient_id) for e in new_events(before)] == [
+        ("portal.caseload", None),
+        ("portal.caseload", second.context["rows"][0].patient.pk),
+    ]
+    assert second.context["rows"][0].patient.pk == shown[1]
+    rows = world.client_for(world.patient_b.user).get("/api/v1/access-log").json()["results"]
+    assert "portal.caseload" in {row["action"] for row in rows}
+
+
+def test_caseload_query_count_is_flat(portal: Portal, treating: Client) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -155,10 +188,13 @@ def test_caseload_query_count_is_flat(
         p = make_patient(team=team, clinician=portal.world.clinician)
         DiaryEntryFactory(patient=p)
         raise_help_alert(p)
-    with django_assert_max_num_queries(25), CaptureQueriesContext(connection) as many:
+    before = event_ids()
+    with CaptureQueriesContext(connection) as many:
         response = treating.get("/portal/patients/")
     assert len(response.context["rows"]) == 12
-    assert len(many) == len(few)  # no query per patient
+    # No read per patient; the audit trail gets the page's event and one per patient shown.
+    assert len(non_audit_queries(many)) == len(non_audit_queries(few)) <= 25
+    assert len(new_events(before)) == 1 + 12
 
 
 def test_timeline_query_count(

@@ -308,6 +308,19 @@ def test_event_filters(world, activity, auditor, params, check):
     assert all(check(row, world) for row in rows), rows
 
 
+def test_the_actor_filter_never_matches_a_patients_username(world, activity, auditor):
+    """A patient's username would link that person to their pseudonymous rows: only staff are
+    found by username, patients by pseudonym."""
+    assert AccessEvent.objects.filter(actor_id=world.patient_a.user_id).exists()
+    response = auditor.get("/api/v1/audit/events", {"actor": world.patient_a.user.username})
+    assert _results(response) == []
+    assert world.patient_a.pseudonym not in response.content.decode()
+    by_pseudonym = _all_pages(auditor, "/api/v1/audit/events", actor=world.patient_a.pseudonym)
+    assert by_pseudonym and {row["actor"] for row in by_pseudonym} == {world.patient_a.pseudonym}
+    by_username = _all_pages(auditor, "/api/v1/audit/events", actor=world.auditor.user.username)
+    assert by_username and {row["actor"] for row in by_username} == {world.auditor.user.username}
+
+
 def test_event_time_filters(world, activity, auditor):
     old = access_record(actor=Actor.system(), action="old.one", patient_id=world.patient_a.pk)
     cut = timezone.now()
