@@ -11,6 +11,8 @@
   call :func:`signal_received` with a typed event from ``risk.rules.engine``.
 - The daily mood's producer calls :func:`daily_mood_retracted` when a day's mood it sent no
   longer stands (deleted with the data it came from, or the day now abstains).
+- A text score hands its model's at-risk decision to :func:`text_risk_assessed`: risk decides
+  what tier (if any) that opinion suggests, not the producer.
 - Whatever changes a patient's clinic (``screening.services.people.patient_update``) calls
   :func:`patient_transferred` inside its transaction: active alerts follow the patient.
 
@@ -57,6 +59,42 @@ def daily_mood_retracted(
 
     return day_mood_retract(
         patient=patient, local_dates=local_dates, baseline_drop_only=baseline_drop_only
+    )
+
+
+#: The tier a text model's own "at risk" decision suggests to the ``model_opinion`` rule: yellow,
+#: for clinician review. The head's threshold is tuned for recall (docs/text-scoring.md), so its
+#: opinion alone is never more; explicit statements reach orange and red through the crisis
+#: detector's ``crisis_language`` events, which this does not replace.
+TEXT_AT_RISK_TIER = "yellow"
+
+
+def text_risk_assessed(
+    *,
+    patient: Patient,
+    local_date: dt.date,
+    model: str,
+    model_version: str,
+    source_ref: str,
+    at_risk: bool,
+    probability: float,
+) -> Any:
+    """A diary entry or transcript was scored: the model's at-risk decision at its calibrated
+    threshold and its probability. Risk turns it into a ``model_assessment`` event (a suggested
+    tier, or none: "low risk", which fires nothing and can suppress nothing). Call inside the
+    transaction that stores the score."""
+    from risk.rules.engine import ModelAssessment
+
+    return signal_received(
+        patient=patient,
+        event=ModelAssessment(
+            local_date=local_date,
+            model=model,
+            model_version=model_version,
+            source_ref=source_ref,
+            suggested_tier=TEXT_AT_RISK_TIER if at_risk else None,
+            score=probability,
+        ),
     )
 
 

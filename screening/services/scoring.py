@@ -39,13 +39,12 @@ from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
 from privacy.consent import consent_has, derived_deleter_register
 from privacy.erasure import erasure_hook_register
-from risk.intake import daily_mood_retracted, signal_received
+from risk.intake import daily_mood_retracted, signal_received, text_risk_assessed
 from risk.rules.engine import (
     TEXT_MODALITIES,
     BaselineDrop,
     CrisisLanguage,
     DailyMood,
-    ModelAssessment,
 )
 from screening.batching import lost_handler_register
 from screening.choices import VideoStatus
@@ -351,16 +350,14 @@ def text_analysis_record(
                     model_version=version,
                 ),
             )
-        signal_received(
+        text_risk_assessed(
             patient=patient,
-            event=ModelAssessment(
-                local_date=local_date,
-                model=TEXT_MODEL_NAME if source == TextSource.DIARY else "transcript_scorer",
-                model_version=version,
-                source_ref=source_ref,
-                suggested_tier="yellow" if analysis.at_risk else None,
-                score=analysis.at_risk_probability,
-            ),
+            local_date=local_date,
+            model=TEXT_MODEL_NAME if source == TextSource.DIARY else "transcript_scorer",
+            model_version=version,
+            source_ref=source_ref,
+            at_risk=analysis.at_risk,
+            probability=analysis.at_risk_probability,
         )
         daily_mood_recompute(patient=patient, local_date=local_date)
     return analysis
