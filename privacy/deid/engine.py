@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from privacy.deid import types as T
 from privacy.deid.filters import is_specific_date, keep_location, leading_title_length
-from privacy.deid.lexicon import fold
+from privacy.deid.lexicon import fold, is_drug_name
 from privacy.deid.types import DeidResult, DeidSpan, DenyList
 
 logger = logging.getLogger("vigil.deid")
@@ -212,6 +213,8 @@ def _keep(c: _Cand, text: str) -> bool:
         return False
     if c.entity_type == T.DATE_TIME and not c.source.startswith("Vigil"):
         return is_specific_date(span)  # presidio's numeric patterns include "4/10"
+    if c.entity_type in (T.PERSON, T.LOCATION) and c.source != "DenyList" and is_drug_name(span):
+        return False  # "Took all my Pregabalin": the substance is clinical, not PHI
     if c.entity_type == T.LOCATION and c.source != "DenyList":
         return keep_location(span)
     return True
@@ -243,19 +246,88 @@ def _trim(c: _Cand, text: str) -> _Cand:
     return _Cand(c.entity_type, start, end, c.score, c.source)
 
 
+#: Characters folded beyond NFKD (letters with no decomposition) and typographic apostrophes.
+_EXTRA_FOLD = {
+    "\u2019": "'",
+    "\u2018": "'",
+    "\u02bc": "'",
+    "`": "'",
+    "\u00b4": "'",
+    "ł": "l",
+    "Ł": "L",
+    "đ": "d",
+    "Đ": "D",
+    "ø": "o",
+    "Ø": "O",
+    "ß": "ss",
+    "æ": "ae",
+    "Æ": "AE",
+    "œ": "oe",
+    "Œ": "OE",
+    "\u0131": "i",  # dotless i
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2013": "-",
+}
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``text`` without accents and with plain apostrophes, and for each character of the
+    result the index of the original character it came from (NFKD may change the length:
+    "é" -> "e" + a combining mark, "ﬁ" -> "fi"). Case is kept."""
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        mapped = _EXTRA_FOLD.get(char)
+        if mapped is None:
+            decomposed = unicodedata.normalize("NFKD", char)
+            mapped = "".join(c for c in decomposed if not unicodedata.combining(c))
+        out.append(mapped)
+        origin.extend([index] * len(mapped))
+    return "".join(out), origin
+
+
+def _deny_pattern(term: str) -> re.Pattern[str]:
+    """Accent- and apostrophe-insensitive pattern for a folded term: "O'Neill-Brown" also
+    matches "O\u2019Neill-Brown" (typographic apostrophe), "ONeill Brown" and "oneill-brown"."""
+    pieces: list[str] = []
+    for word in re.split(r"\s+", term.strip()):
+        parts = []
+        for part in re.split(r"-+", word):
+            chars = [c for c in part if c != "'"]
+            if not chars:
+                continue
+            # An apostrophe is optional anywhere it was, and after a one-letter prefix (O', D').
+            body = ""
+            for position, char in enumerate(part):
+                if char == "'":
+                    continue
+                body += re.escape(char)
+                before_apostrophe = position + 1 < len(part) and part[position + 1] == "'"
+                if before_apostrophe or (position == 0 and len(chars) > 2):
+                    body += "'?"
+            parts.append(body)
+        if parts:
+            pieces.append(r"[\s\-]*".join(parts))
+    return re.compile(r"(?<![\w@.])" + r"[\s\-]+".join(pieces) + r"(?!\w)", re.IGNORECASE)
+
+
 def _deny_matches(deny: DenyList, text: str) -> list[_Cand]:
+    folded, origin = fold_with_offsets(text)
     out: list[_Cand] = []
     for term in deny.terms:
         key = term.term.casefold()
-        pattern = re.compile(
-            r"(?<![\w@.])" + r"\s+".join(re.escape(p) for p in term.term.split()) + r"(?!\w)",
-            re.IGNORECASE,
-        )
-        for match in pattern.finditer(text):
-            found = match.group(0)
-            if key in deny.capitalised_only and not found[:1].isupper():
+        pattern = _deny_pattern(fold_with_offsets(term.term)[0])
+        for match in pattern.finditer(folded):
+            if match.end() == match.start():
                 continue
-            out.append(_Cand(term.entity_type, match.start(), match.end(), 1.0, "DenyList"))
+            start = origin[match.start()]
+            end = origin[match.end() - 1] + 1
+            while end < len(text) and unicodedata.combining(text[end]):
+                end += 1  # a decomposed accent after the last letter belongs to it
+            if key in deny.capitalised_only and not text[start : start + 1].isupper():
+                continue
+            out.append(_Cand(term.entity_type, start, end, 1.0, "DenyList"))
     return out
 
 
@@ -298,7 +370,10 @@ _DIGIT_TYPES = {
     T.ACCOUNT_NUMBER,
     T.MEDICAL_RECORD_NUMBER,
     T.ID_NUMBER,
+    T.CA_SIN,
 }
+#: Letters and digits, whatever the spacing: "QQ 12 34 56 C" and "qq123456c" are one number.
+_ALNUM_TYPES = {T.UK_NINO, T.UK_DRIVING_LICENCE}
 
 
 def _normalise(entity_type: str, surface: str) -> str:
@@ -308,6 +383,8 @@ def _normalise(entity_type: str, surface: str) -> str:
             digits = digits[-10:]  # +44 7700 900461 and 07700 900461 are one number
         return digits or fold(surface)
     key = fold(surface)
+    if entity_type in _ALNUM_TYPES:
+        return re.sub(r"[\W_]", "", key)
     key = re.sub(r"['\u2019]s$", "", key)
     key = re.sub(r"[^\w@.\-/ ]+", "", key)
     return re.sub(r"\s+", " ", key).strip(" .")

@@ -6,6 +6,7 @@ plus a hand-curated multicultural list; see ``data/README.md``. Nothing here is 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,19 @@ def first_names() -> frozenset[str]:
 @cache
 def surnames() -> frozenset[str]:
     return _load("surnames.txt")
+
+
+@cache
+def drug_names() -> frozenset[str]:
+    """Generic medicine names (data/drug_names.txt): never a PERSON or a LOCATION."""
+    return _load("drug_names.txt")
+
+
+def is_drug_name(span: str) -> bool:
+    """``span`` is one or more medicine names ("Pregabalin", "Sertraline/Quetiapine")."""
+    words = [w.strip("'\u2019.,") for w in re.split(r"[\s/+&]+|\band\b", fold(span))]
+    words = [re.sub(r"'s$", "", w) for w in words if w]
+    return bool(words) and all(w in drug_names() for w in words)
 
 
 def split_words(text: str) -> frozenset[str]:

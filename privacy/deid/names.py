@@ -35,6 +35,8 @@ _TITLE = re.compile(
     r"Pastor|Imam|Rabbi|Sheikh|Chief|Officer|Judge|Capt|Captain|Coach|Nurse|Doctor|Professor|"
     r"DR|MR|MRS|MS|PROF)\.?|\b(?i:dr|mr|mrs|ms|prof)\.)\s+$"
 )
+#: A title in lower case ("dr. patel", "my gp dr okafor"): the next word must look like a name.
+_LOWER_TITLE = re.compile(r"\b(?i:dr|mr|mrs|ms|mx|prof|doctor|nurse|sister)\.?\s+$")
 _RELATION_WORDS = (
     r"wife|husband|partner|boyfriend|girlfriend|fianc[ée]e?|spouse|son|daughter|child|kid|baby|"
     r"mother|mom|mum|mam|mama|mommy|mummy|father|dad|daddy|papa|parent|brother|bro|sister|sis|"
@@ -279,6 +281,15 @@ class PersonRecognizer(LocalRecognizer):
 
         if _TITLE.search(before) and shape != "lower" and not self._blocked(tok):
             return j, 0.95, "title"
+        if (
+            shape == "lower"
+            and _LOWER_TITLE.search(before)
+            and not self._blocked(tok)
+            and tok.key not in L.STOP_WORDS
+            and not L.is_common_word(tok.key)
+            and (self._is_surname(tok) or self._is_first(tok) or self._is_unknown(tok))
+        ):
+            return i + 1, 0.85, "lower-title"
         if _RELATION_TITLE.search(before) and shape in ("cap", "upper") and not self._blocked(tok):
             return j, 0.9, "relation-title"
         if _STRONG_INTRO.search(before) and not self._blocked(tok):

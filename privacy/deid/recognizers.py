@@ -17,13 +17,14 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from privacy.deid import types as T
-from privacy.deid.lexicon import FUNCTION_WORDS, fold, split_words
+from privacy.deid.lexicon import FUNCTION_WORDS, STOP_WORDS, fold, split_words
 
 # --- character classes ---------------------------------------------------------------------------
 _UP = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x250)) if c.isupper())
 _LO = "a-z" + "".join(c for c in map(chr, range(0xDF, 0x250)) if c.islower())
 #: A capitalised (or ALL CAPS) word: "Baker", "O'Connor", "Al-Sayed", "QUEEN'S", "K".
-CAPWORD = rf"(?:[{_UP}][{_LO}{_UP}'\u2019\-]*[{_LO}{_UP}]|[{_UP}])"
+#: A lone capital must end the word: "M" of "M5V 2T6" is not a word.
+CAPWORD = rf"(?:[{_UP}][{_LO}{_UP}'\u2019\-]*[{_LO}{_UP}]|[{_UP}](?![\w'\u2019\-]))"
 
 
 Validator = Callable[[re.Match[str], str], bool]
@@ -145,6 +146,74 @@ URL_RULES = (
 )
 
 
+_PLATFORM = (
+    r"snapchat|snap|instagram|insta|tiktok|discord|twitter|reddit|kik|telegram|twitch|xbox|"
+    r"psn|roblox|tumblr|bluesky|mastodon|youtube|facebook|whatsapp|wechat"
+)
+_HANDLE_WORDS = r"username|user\s*name|user\s*id|handle|gamertag|gamer\s*tag|screen\s*name"
+
+
+def _handle_ok(match: re.Match[str], text: str) -> bool:
+    """After a bare platform name the handle must look like one ("kayleighann_x", "sam99")."""
+    handle = match.group("h")
+    if fold(handle) in FUNCTION_WORDS or fold(handle) in STOP_WORDS:
+        return False
+    if re.search(r"[\d_.#@]", handle):
+        return True
+    # A plain word only right after "username is" / "handle:" ("my username was hacked": no).
+    label = "label" if match.group("label") else "label2"
+    if not match.group(label):
+        return False
+    between = text[match.end(label) : match.start("h")]
+    return bool(re.search(r"(?i)\bis\b|[:=]", between))
+
+
+SOCIAL_HANDLE_RULES = (
+    Rule(  # Snapchat, username kayleighann_x / insta: sam.k99 / my discord is shadowfox
+        re.compile(
+            rf"\b(?i:(?:{_PLATFORM})\b[\s,:]*(?:(?:is|was|it's|its|name|-)[\s,:]+)*"
+            rf"(?:(?P<label>{_HANDLE_WORDS})\b[\s,:]*(?:(?:is|was|=)[\s,:]+)*)?|"
+            rf"(?P<label2>{_HANDLE_WORDS})\b[\s,:]*(?:(?:is|was|=)[\s,:]+)*)"
+            r"(?P<h>@?(?=[\w.]*[A-Za-z])[A-Za-z0-9_](?:[A-Za-z0-9_.]{1,30}[A-Za-z0-9_])?"
+            r"(?:#\d{4})?)(?![\w@])"
+        ),
+        0.8,
+        T.SOCIAL_HANDLE,
+        group="h",
+        validate=_handle_ok,
+        name="handle-after-platform",
+    ),
+    Rule(  # reddit u/throwaway_sad_2024
+        re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_\-]{3,20}(?![\w/])"),
+        0.85,
+        T.SOCIAL_HANDLE,
+        name="handle-reddit",
+    ),
+    Rule(  # Discord: shadowfox#1234
+        re.compile(r"(?<![\w#@])[A-Za-z0-9_.]{2,32}#\d{4}(?![\w#])"),
+        0.8,
+        T.SOCIAL_HANDLE,
+        name="handle-discord-tag",
+    ),
+)
+
+# --- obfuscated e-mail: "dec.joy(at)example.org", "sam [at] mail [dot] com" --------------------
+_AT = r"(?:[ \t]*[(\[{<][ \t]*(?i:at)[ \t]*[)\]}>][ \t]*|[ \t]+(?:AT)[ \t]+)"
+_DOT = r"(?:\.|[ \t]*[(\[{<][ \t]*(?i:dot)[ \t]*[)\]}>][ \t]*|[ \t]+DOT[ \t]+)"
+EMAIL_RULES = (
+    Rule(
+        re.compile(
+            rf"(?<![\w.\-+])[A-Za-z0-9][\w.+\-]*{_AT}[A-Za-z0-9][A-Za-z0-9\-]*"
+            rf"(?:{_DOT}[A-Za-z0-9][A-Za-z0-9\-]*)*{_DOT}(?:{_COMMON_TLDS}|(?i:{_COMMON_TLDS}))"
+            r"(?![\w\-])"
+        ),
+        0.8,
+        T.EMAIL_ADDRESS,
+        name="email-obfuscated",
+    ),
+)
+
+
 # --- ages over 89 (HIPAA Safe Harbor: ages 90 and above are identifiers) ----------------------
 _OLD = r"(?:9\d|1[0-4]\d)"  # 90..149
 _NOT_AN_AGE_AFTER = re.compile(
@@ -239,6 +308,29 @@ ACCOUNT_LABELS = (
 )
 
 
+#: UK National Insurance number (HMRC): two letters, six digits, A-D; spaces optional.
+_NINO_SHAPE = r"[A-Z]{2}[ \t]?\d{2}[ \t]?\d{2}[ \t]?\d{2}[ \t]?[A-D]"
+NINO_LABELS = (
+    r"national\s+insurance(?:\s+(?:number|no\.?|num|#))?|n\.?i\.?\s+(?:number|no\.?|num|#)|"
+    r"nino|ni\s*no\.?"
+)
+#: DVLA driving licence number: 5 of the surname (9-padded), 6 digits, 2 initials (9-padded),
+#: a digit, 2 check letters ("MORGA657054SM9IJ").
+_UK_LICENCE_SHAPE = r"[A-Z9]{5}\d[0156]\d{4}[A-Z9]{2}\d[A-Z]{2}"
+LICENCE_LABELS = (
+    r"driv(?:ing|er'?s?)\s+licen[cs]e(?:\s+(?:number|no\.?|num|#|id))?|"
+    r"licen[cs]e(?:\s+(?:number|no\.?|num|#|id))?|dl\s*(?:number|no\.?|#)"
+)
+_LICENCE_VALUE = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){4,19}"
+
+
+def _licence_value_ok(match: re.Match[str], text: str) -> bool:
+    value = match.group("value")
+    digits = sum(c.isdigit() for c in value)
+    letters = sum(c.isalpha() for c in value)
+    return digits >= 6 or (digits >= 3 and letters >= 1)
+
+
 def _id_value_ok(match: re.Match[str], text: str) -> bool:
     value = match.group("value")
     digits = sum(c.isdigit() for c in value)
@@ -261,6 +353,55 @@ ID_RULES = (
         group="value",
         validate=_id_value_ok,
         name="account",
+    ),
+    Rule(  # NHS 485 777 3456 (the bare "NHS" label; "NHS number" is in MRN_LABELS)
+        re.compile(r"\b(?i:nhs)[\s:#]*(?P<value>\d{3}[ \-]?\d{3}[ \-]?\d{4})(?![\w\-])"),
+        0.95,
+        T.MEDICAL_RECORD_NUMBER,
+        group="value",
+        name="nhs-bare-label",
+    ),
+    Rule(  # My NI number is QQ 12 34 56 C / national insurance QQ123456C
+        re.compile(rf"\b(?i:{NINO_LABELS}){_ID_SEP}(?P<value>(?i:{_NINO_SHAPE}))(?![\w\-])"),
+        0.95,
+        T.UK_NINO,
+        group="value",
+        name="nino-with-label",
+    ),
+    Rule(  # AB 12 34 56 C without a label: only valid prefixes, capitals
+        re.compile(
+            r"(?<![\w\-])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+            r"[ \t]?\d{2}[ \t]?\d{2}[ \t]?\d{2}[ \t]?[A-D](?![\w\-])"
+        ),
+        0.6,
+        T.UK_NINO,
+        name="nino",
+    ),
+    Rule(  # SIN 046 454 286 / social insurance number: 046-454-286
+        re.compile(
+            r"(?:\bSIN\b|\b(?i:s\.i\.n\.|sin\s+(?:number|no\.?|#)|social\s+insurance"
+            r"(?:\s+(?:number|no\.?|#))?))"
+            rf"{_ID_SEP}(?P<value>\d{{3}}[ \-]?\d{{3}}[ \-]?\d{{3}})(?![\w\-])"
+        ),
+        0.95,
+        T.CA_SIN,
+        group="value",
+        name="ca-sin-with-label",
+    ),
+    Rule(  # driving licence MORGA657054SM9IJ (DVLA layout)
+        re.compile(rf"(?<![\w\-])(?P<value>{_UK_LICENCE_SHAPE})(?![\w\-])"),
+        0.95,
+        T.UK_DRIVING_LICENCE,
+        group="value",
+        name="uk-driving-licence",
+    ),
+    Rule(  # driving licence / licence: D1234567, 123-456-789 (other layouts, after a label)
+        re.compile(rf"\b(?i:{LICENCE_LABELS}){_ID_SEP}(?P<value>{_LICENCE_VALUE})(?![\w\-])"),
+        0.9,
+        T.ACCOUNT_NUMBER,
+        group="value",
+        validate=_licence_value_ok,
+        name="licence-with-label",
     ),
     # Safe Harbor's "any other unique identifying number": long digit runs nothing else claimed.
     Rule(
@@ -600,12 +741,24 @@ _STATE = (
 )
 _ZIP = r"\d{5}(?:-\d{4})?"
 _UK_POSTCODE = r"(?:GIR ?0AA|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[ABD-HJLNP-UW-Z]{2})"
+#: Any case, for use after a cue only ("my postcode is ls6 2ab").
+_UK_POSTCODE_ANY_CASE = r"(?i:gir ?0aa|[a-z]{1,2}\d[a-z\d]?[ \t]?\d[abd-hjlnp-uw-z]{2})(?![\w\-])"
+_CA_POSTCODE = r"(?:[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"  # M5V 2T6
+_CA_PROVINCE = r"(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT)"
+_EIRCODE = r"(?:[A-Z]\d[\dW][ \t]?[A-Z\d]{4})"  # D02 X285, D6W 1234
+_NL_POSTCODE = r"(?:\d{4}[ \t]?[A-Z]{2})"  # 1017 GC: only in a tail or after a cue
+#: A postcode in an address tail; a Dutch one may be followed by its city ("1017 GC Amsterdam").
+_POSTCODE = (
+    rf"(?:(?:{_UK_POSTCODE}|{_CA_POSTCODE}|{_EIRCODE})(?![\w\-])"
+    rf"|{_NL_POSTCODE}(?![\w\-])(?:[ \t]+{_CITY})?)"
+)
 _TAIL = (
     r"(?:"
     # , Springfield, IL 62704
     rf"(?:,[ \t]*|[ \t]*\n[ \t]*|[ \t]+){_CITY},?[ \t]+{_STATE}[ \t]+{_ZIP}\b"
     rf"|,[ \t]*{_CITY}[ \t]+\d{{6}}\b"  # , New Delhi 110057
-    rf"|(?:,[ \t]*|[ \t]+)(?:{_CITY},?[ \t]+)?{_UK_POSTCODE}\b"  # , Leeds LS6 2AB
+    # , Leeds LS6 2AB / , Toronto, ON M5V 2T6 / , Dublin D02 X285 / , Amsterdam 1017 GC
+    rf"|(?:,[ \t]*|[ \t]+)(?:{_CITY},?[ \t]+)?(?:{_CA_PROVINCE},?[ \t]+)?{_POSTCODE}"
     rf"|,[ \t]*\d{{4,5}}[ \t]+{_CITY}"  # , 75019 Paris
     rf"|,[ \t]*(?!(?:{_DIR}|I|I'm|I've|I'd|I'll)\b){_CITY}"  # , Victoria Island
     r")"
@@ -617,7 +770,7 @@ _MEASURE_WORDS = frozenset(
         meters minute minutes min mins hour hours hr hrs second seconds day days week weeks
         month months year years time times step steps block blocks floor floors flight
         flights stop stops people persons kids children pieces page pages mg kg lbs pounds
-        dollars euros percent more less lot lots bit
+        dollars euros percent more less lot lots bit occasion occasions different separate
         """
     )
 )
@@ -646,6 +799,44 @@ _ADDRESS_CONTEXT = (
     r"(?:send|sent|ship|shipped|deliver|delivered|mail|mailed|post|posted|forward)\s+"
     r"(?:it\s+|this\s+|them\s+|everything\s+|my\s+mail\s+)?to)"
 )
+
+_LOWER_WORD = r"[A-Za-z][\w'\u2019\-]*"
+_LOWER_UNIT_PREFIX = (
+    r"(?:(?i:flat|apt|apartment|unit|studio|suite|room)\.?[ \t]*#?[ \t]*"
+    r"[A-Za-z0-9][A-Za-z0-9\-]{0,5},?[ \t]+)"
+)
+#: "flat 4b 18 church street, apt 2" (any case; used after a cue only).
+_LOWER_ADDRESS = (
+    rf"{_LOWER_UNIT_PREFIX}?{_NUM},?[ \t]+(?P<name>{_LOWER_WORD}(?:[ \t]+{_LOWER_WORD}){{0,3}})"
+    rf"[ \t]+{_CUE_SUFFIX}{_UNIT}?"
+)
+#: ", leeds ls6 2ab" / " hu5 2aa" after a lower-case street.
+_LOWER_POSTCODE_TAIL = rf"(?:,?[ \t]+(?:[A-Za-z][a-z'\-]+,?[ \t]+)?{_UK_POSTCODE_ANY_CASE})"
+#: Suffixes trusted after a bare "at"/"on" in lower case ("at 9 mill lane").
+_AT_SUFFIX = (
+    r"(?i:street|st|road|rd|lane|ln|avenue|ave|drive|close|crescent|terrace|grove|gardens|mews|"
+    r"boulevard|blvd)\b\.?"
+)
+#: Ordinary words that follow an address but are not a town: "at 5 mill lane alone".
+_NOT_A_TOWN = split_words(
+    """
+    alone again now today tonight yesterday tomorrow still anymore forever currently
+    temporarily together permanently mostly sometimes usually instead though too either
+    with without since until till because but and or so then there here home please thanks
+    """
+)
+
+
+def _town_word_ok(match: re.Match[str], text: str) -> bool:
+    """The word after a lower-case street is a town, not "now", "alone" or "with"."""
+    word = fold(match.group("city")).strip("'\u2019")
+    return not (
+        word in _NOT_A_TOWN
+        or word in FUNCTION_WORDS
+        or word in STOP_WORDS
+        or word.endswith(("ly", "ing", "ed"))
+    )
+
 
 ADDRESS_RULES = (
     Rule(  # 221B Baker Street / Flat 3, 45 Queen's Road / 1600 Pennsylvania Ave NW, Apt 2
@@ -729,16 +920,35 @@ ADDRESS_RULES = (
         T.ADDRESS,
         name="address-chome",
     ),
-    Rule(  # lower case after an address cue: "i live at 18 church street"
-        re.compile(
-            rf"{_ADDRESS_CONTEXT}[ \t]+(?P<addr>{_NUM},?[ \t]+(?P<name>[A-Za-z][\w'\u2019\-]*"
-            rf"(?:[ \t]+[A-Za-z][\w'\u2019\-]*){{0,3}})[ \t]+{_CUE_SUFFIX}{_UNIT}?)"
-        ),
+    Rule(  # lower case after an address cue: "i live at flat 4b 18 church street, leeds ls6 2ab"
+        re.compile(rf"{_ADDRESS_CONTEXT}[ \t]+(?P<addr>{_LOWER_ADDRESS}{_LOWER_POSTCODE_TAIL}?)"),
         0.75,
         T.ADDRESS,
         group="addr",
         validate=_street_words_ok,
         name="address-after-cue",
+    ),
+    Rule(  # ... and the town after it: "i live at 22 albert street leeds"
+        re.compile(
+            rf"{_ADDRESS_CONTEXT}[ \t]+(?P<addr>{_LOWER_ADDRESS},?[ \t]+"
+            rf"(?P<city>[A-Za-z][a-z'\u2019\-]{{2,}}))(?![\w\-])"
+        ),
+        0.7,
+        T.ADDRESS,
+        group="addr",
+        validate=_all(_street_words_ok, _town_word_ok),
+        name="address-after-cue-town",
+    ),
+    Rule(  # lower case after at/on: "dad's at 9 mill lane now"
+        re.compile(
+            rf"\b(?i:at|on)[ \t]+(?P<addr>{_NUM}[ \t]+(?P<name>[a-z][\w'\u2019\-]*"
+            rf"(?:[ \t]+[a-z][\w'\u2019\-]*)?)[ \t]+{_AT_SUFFIX}{_LOWER_POSTCODE_TAIL}?)"
+        ),
+        0.6,
+        T.ADDRESS,
+        group="addr",
+        validate=_street_words_ok,
+        name="address-lower-after-at",
     ),
     Rule(  # on Elm Street / at Queen's Road (no house number)
         re.compile(
@@ -764,14 +974,33 @@ ADDRESS_RULES = (
         T.ADDRESS,
         name="address-uk-postcode",
     ),
-    Rule(  # zip 90210 / postcode 75019
+    Rule(  # zip 90210 / my zip code is 10027 / postcode: ls6 2ab / eircode D02 X285
         re.compile(
-            r"\b(?i:zip(?:\s*code)?|post\s*code|postal\s+code)\s*:?\s*(?P<z>\d{4,5}(?:-\d{4})?)\b"
+            r"\b(?i:zip(?:\s*code)?|post\s*code|postal\s+code|eircode)"
+            r"(?:['\u2019]s|\s+(?i:is|was))?\s*:?\s*"
+            rf"(?P<z>(?:{_NL_POSTCODE}|(?i:{_CA_POSTCODE}|{_EIRCODE}))(?![\w\-])"
+            rf"|{_UK_POSTCODE_ANY_CASE}|\d{{4,5}}(?:-\d{{4}})?(?![\w\-]))"
         ),
         0.8,
         T.ADDRESS,
         group="z",
         name="address-zip-with-context",
+    ),
+    Rule(  # "i'm in ls6 2ab", "she lives near m14 5rt": a lower-case UK postcode after in/at
+        re.compile(
+            r"\b(?i:in|at|near|around|from|to|nr)[ \t]+"
+            rf"(?P<z>(?<![\w\-]){_UK_POSTCODE_ANY_CASE})"
+        ),
+        0.6,
+        T.ADDRESS,
+        group="z",
+        name="address-uk-postcode-after-preposition",
+    ),
+    Rule(  # Canadian postcode on its own, written with its space: "M5V 2T6"
+        re.compile(r"(?<![\w\-])[A-Z]\d[A-Z][ \t]\d[A-Z]\d(?![\w\-])"),
+        0.6,
+        T.ADDRESS,
+        name="address-ca-postcode",
     ),
 )
 
@@ -781,6 +1010,8 @@ def diary_recognizers() -> list[LocalRecognizer]:
     return [
         OfflineEmailRecognizer(),
         RegexRecognizer(name="VigilUrlHandleRecognizer", rules=URL_RULES),
+        RegexRecognizer(name="VigilHandleRecognizer", rules=SOCIAL_HANDLE_RULES),
+        RegexRecognizer(name="VigilObfuscatedEmailRecognizer", rules=EMAIL_RULES),
         RegexRecognizer(name="VigilAgeRecognizer", rules=AGE_RULES),
         RegexRecognizer(name="VigilIdentifierRecognizer", rules=ID_RULES),
         RegexRecognizer(name="VigilPhoneRecognizer", rules=PHONE_RULES),

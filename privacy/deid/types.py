@@ -23,6 +23,9 @@ CREDIT_CARD = "CREDIT_CARD"
 US_SSN = "US_SSN"
 IP_ADDRESS = "IP_ADDRESS"
 IBAN_CODE = "IBAN_CODE"
+UK_NINO = "UK_NINO"
+CA_SIN = "CA_SIN"
+UK_DRIVING_LICENCE = "UK_DRIVING_LICENCE"
 
 ENTITY_TYPES: tuple[str, ...] = (
     PERSON,
@@ -41,6 +44,9 @@ ENTITY_TYPES: tuple[str, ...] = (
     US_SSN,
     IP_ADDRESS,
     IBAN_CODE,
+    UK_NINO,
+    CA_SIN,
+    UK_DRIVING_LICENCE,
 )
 
 #: What a caller gets instead of the text when de-identification could not run.
