@@ -17,6 +17,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
+#: The help button's endpoint (screening.api.urls, name ``help``): see ``_too_large``.
+HELP_PATH = "/api/v1/help"
+
 
 def current_request_id() -> str:
     return _request_id.get()
@@ -62,21 +65,28 @@ class RequestIdMiddleware:
 
     @staticmethod
     def _too_large(request: HttpRequest) -> HttpResponse | None:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _json_error("bad_request", "Invalid Content-Length.", 400)
         is_multipart = request.content_type == "multipart/form-data"
         limit = (
             settings.VIGIL_VIDEO_MAX_BYTES + 64 * 1024
             if is_multipart
             else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         )
-        if length > limit:
-            return _json_error(
-                "payload_too_large", f"The request body is larger than {limit} bytes.", 413
-            )
-        return None
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if 0 <= length <= limit:
+            return None
+        if request.method == "POST" and request.path_info.rstrip("/") == HELP_PATH:
+            # The help button never refuses a press: its body is optional (a key and a time), so
+            # one that is too large or has a broken length is left unread, never a 413/400.
+            request.META["CONTENT_LENGTH"] = "0"
+            return None
+        if length < 0:
+            return _json_error("bad_request", "Invalid Content-Length.", 400)
+        return _json_error(
+            "payload_too_large", f"The request body is larger than {limit} bytes.", 413
+        )
 
 
 class SecurityHeadersMiddleware:

@@ -17,7 +17,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.errors import DecryptionFailed, KeyNotFound, MediaRejected, PayloadTooLarge
+from config.errors import (
+    DecryptionFailed,
+    IdempotencyConflict,
+    KeyNotFound,
+    MediaRejected,
+    PayloadTooLarge,
+)
 from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
 from privacy.consent import (
@@ -79,15 +85,17 @@ def video_submission_create(
 
     Nothing is stored half-way: a failure after the encrypted file was written removes it.
     """
+    size = upload_path.stat().st_size
     existing = VideoSubmission.objects.filter(
         patient=patient, idempotency_key=idempotency_key
     ).first()
     if existing is not None:
-        return _replayed(actor=actor, video=existing), False
+        return _replayed(
+            actor=actor, video=existing, size=size, client_timestamp=client_timestamp
+        ), False
     consent_require_any(patient=patient, scopes=list(ANALYSIS_SCOPES))
     check_client_timestamp(client_timestamp)
     tz_name = resolve_timezone(patient=patient, tz_name=timezone_name)
-    size = upload_path.stat().st_size
     if size > settings.VIGIL_VIDEO_MAX_BYTES:
         raise PayloadTooLarge(f"Videos are limited to {settings.VIGIL_VIDEO_MAX_BYTES} bytes.")
     try:
@@ -125,16 +133,24 @@ def video_submission_create(
         ).first()
         if first is None:
             raise
-        return _replayed(actor=actor, video=first), False
+        return _replayed(
+            actor=actor, video=first, size=size, client_timestamp=client_timestamp
+        ), False
     except BaseException:
         encrypted_file_delete(name=name)
         raise
     return video, True
 
 
-def _replayed(*, actor: Actor, video: VideoSubmission) -> VideoSubmission:
+def _replayed(
+    *, actor: Actor, video: VideoSubmission, size: int, client_timestamp: dt.datetime
+) -> VideoSubmission:
     """A retry with a known idempotency key creates nothing, but is recorded like the diary's and
-    questionnaires' replays (``video.create_replayed``)."""
+    questionnaires' replays (``video.create_replayed``). A different recording under the same key
+    (another size or time) is a conflict, as for diary entries: answering "replayed" would drop
+    the second recording while telling the app it was stored."""
+    if video.size_bytes != size or video.client_timestamp != client_timestamp:
+        raise IdempotencyConflict()
     access_record(
         actor=actor,
         action="video.create_replayed",

@@ -368,6 +368,31 @@ def test_a_body_of_an_unsupported_media_type_never_refuses_help(
     assert [c["new_emergency"] for c in spy] == [True]
 
 
+@pytest.mark.parametrize(
+    "case", ["over the body limit", "a broken Content-Length"], ids=["too-large", "bad-length"]
+)
+def test_an_oversized_or_broken_body_never_refuses_help(world, client_a, spy, settings, case):
+    """The size check runs before any view (413/400 for every other endpoint); the help button
+    leaves such a body unread and records the press."""
+    if case == "over the body limit":
+        body = b'{"pad": "' + b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + b'"}'
+        response = client_a.post(URL, data=body, content_type="application/json")
+    else:
+        response = client_a.post(
+            URL, data=b"{}", content_type="application/json", CONTENT_LENGTH="abc"
+        )
+    assert response.status_code == 201, response.content[:300]
+    assert HelpRequest.objects.count() == 1
+    assert response.json()["crisis"]["resources"]
+    assert [c["new_emergency"] for c in spy] == [True]
+
+
+def test_other_endpoints_still_refuse_an_oversized_body(world, client_a, settings):
+    body = b'{"text": "' + b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + b'"}'
+    response = client_a.post("/api/v1/diary-entries", data=body, content_type="application/json")
+    assert response.status_code == 413
+
+
 # --- refusals --------------------------------------------------------------------------------
 def test_anonymous_cannot_press(world, anon):
     assert_error(anon.post(URL), 401, "authentication_required")

@@ -195,12 +195,12 @@ def test_webm_is_accepted(client_a: Any, media: MediaSet) -> None:
 def test_retry_with_the_same_key_returns_the_first_video(
     client_a: Any, media: MediaSet, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    key = new_key()
+    key, when = new_key(), now_iso()
     with django_capture_on_commit_callbacks(execute=False) as first_callbacks:
-        first = upload(client_a, media.good_mp4, key=key)
+        first = upload(client_a, media.good_mp4, key=key, timestamp=when)
     assert first.status_code == 201, first.content
     with django_capture_on_commit_callbacks(execute=False) as retry_callbacks:
-        retry = upload(client_a, media.good_mp4, key=key)
+        retry = upload(client_a, media.good_mp4, key=key, timestamp=when)
     assert retry.status_code == 200, retry.content
     assert retry["Idempotent-Replayed"] == "true"
     assert retry.json()["id"] == first.json()["id"]
@@ -213,8 +213,9 @@ def test_retry_with_the_same_key_returns_the_first_video(
 
 def test_a_replayed_upload_is_audited(world: Any, client_a: Any, media: MediaSet) -> None:
     key = new_key()
-    first = upload(client_a, media.good_mp4, key=key)
-    retry = upload(client_a, media.good_mp4, key=key)
+    when = now_iso()
+    first = upload(client_a, media.good_mp4, key=key, timestamp=when)
+    retry = upload(client_a, media.good_mp4, key=key, timestamp=when)
     assert (first.status_code, retry.status_code) == (201, 200)
     video_id = first.json()["id"]
     created = AccessEvent.objects.filter(action="video.create", resource_id=video_id)
@@ -239,6 +240,7 @@ def test_a_replay_that_lost_the_race_is_audited(
     key = uuid.uuid4()
     real_check = video_services.check_client_timestamp
     winner: list[VideoSubmission] = []
+    when = timezone.now()  # a retry carries the first attempt's timestamp
 
     def competitor_commits_first(value: Any) -> None:
         monkeypatch.setattr(video_services, "check_client_timestamp", real_check)
@@ -247,7 +249,7 @@ def test_a_replay_that_lost_the_race_is_audited(
             patient=world.patient_a,
             idempotency_key=key,
             upload_path=media.good_mp4,
-            client_timestamp=timezone.now(),
+            client_timestamp=when,
         )
         assert created
         winner.append(video)
@@ -259,7 +261,7 @@ def test_a_replay_that_lost_the_race_is_audited(
         patient=world.patient_a,
         idempotency_key=key,
         upload_path=media.good_mp4,
-        client_timestamp=timezone.now(),
+        client_timestamp=when,
     )
     assert not created and video.pk == winner[0].pk
     assert VideoSubmission.objects.count() == 1
@@ -267,6 +269,31 @@ def test_a_replay_that_lost_the_race_is_audited(
     assert AccessEvent.objects.filter(
         action="video.create_replayed", resource_id=str(video.pk)
     ).exists()
+
+
+@pytest.mark.parametrize("change", ["another file", "another time"])
+def test_another_recording_under_a_used_key_is_a_conflict(
+    client_a: Any, media: MediaSet, settings: Any, change: str
+) -> None:
+    """Answering "replayed" would drop the second recording while telling the app it was stored
+    (diary entries and questionnaires answer 409 the same way)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    key, when = new_key(), now_iso()
+    assert upload(client_a, media.good_mp4, key=key, timestamp=when).status_code == 201
+    if change == "another file":
+        second = upload(
+            client_a, media.webm_vp9, key=key, timestamp=when, content_type="video/webm"
+        )
+    else:
+        earlier = (timezone.now() - dt.timedelta(days=3)).replace(microsecond=0).isoformat()
+        second = upload(client_a, media.good_mp4, key=key, timestamp=earlier)
+    error_of(second, 409, "idempotency_conflict")
+    assert VideoSubmission.objects.count() == 1
+    assert len(files_under(settings.VIGIL_MEDIA_ROOT)) == 1
+    assert files_under(settings.FILE_UPLOAD_TEMP_DIR) == []
 
 
 def test_same_key_for_another_patient_is_independent(
