@@ -98,6 +98,16 @@ def text_risk_assessed(
     )
 
 
+def derived_signals_retracted(*, patient: Patient, signals: Iterable[str]) -> int:
+    """A consent withdrawal deleted the data some signals were derived from (``signals``:
+    ``text``, ``transcript``, ``media_distress``, ``voice``, ``face``): risk forgets them on every
+    day, so they confirm nothing later. Alerts already raised stay. Call inside the transaction
+    that deletes the data."""
+    from risk.services import day_signals_retract
+
+    return day_signals_retract(patient=patient, signals=signals)
+
+
 def signal_received(*, patient: Patient, event: Event) -> Any:
     """Any other scored input (crisis language, daily mood, media distress, baseline drop, a
     model's opinion), on the patient's local day. Call it inside the transaction that stores the

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1805,6 +1805,55 @@ def alert_reassign(
 
 
 # --- a day's mood retracted by its producer ------------------------------------------------------
+#: What a consent withdrawal with deletion can take back from the per-day state, by the scope's
+#: derived data: crisis language from diary text or from transcripts, video distress, and the
+#: voice / face / text baseline drops. Each maps to a predicate on a stored signal reference.
+RETRACTABLE_SIGNALS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
+    "text": lambda bucket, ref: (
+        (bucket == "crisis" and str(ref.get("source_id", "")).startswith("text:"))
+        or (ref.get("kind") == "baseline_drop" and ref.get("code") == "text")
+    ),
+    "transcript": lambda bucket, ref: (
+        bucket == "crisis" and str(ref.get("source_id", "")).startswith("transcript:")
+    ),
+    "media_distress": lambda bucket, ref: ref.get("kind") == "media_distress",
+    "voice": lambda bucket, ref: ref.get("kind") == "baseline_drop" and ref.get("code") == "voice",
+    "face": lambda bucket, ref: ref.get("kind") == "baseline_drop" and ref.get("code") == "face",
+}
+
+
+def day_signals_retract(*, patient: Patient, signals: Iterable[str]) -> int:
+    """Forget, on every day of the patient's per-day state, the crisis and corroborating signals
+    derived from data the patient asked to delete (``signals``: keys of
+    :data:`RETRACTABLE_SIGNALS`), so that no later evaluation counts them: deleted video distress
+    or a deleted face baseline drop must not confirm new crisis language
+    (``crisis_double_verified``), nor deleted crisis language be confirmed by a new signal.
+    Alerts already raised stay, evidence and all (the clinical record of what was known when
+    they fired). Idempotent; returns how many days changed."""
+    wanted = set(signals)
+    unknown = wanted - set(RETRACTABLE_SIGNALS)
+    if unknown:
+        raise ValueError(f"unknown signals: {sorted(unknown)}")
+    tests = [RETRACTABLE_SIGNALS[name] for name in sorted(wanted)]
+    if not tests:
+        return 0
+    changed = 0
+    with transaction.atomic():
+        _lock_patient(patient)
+        for row in PatientDaySignals.objects.filter(patient=patient).iterator(chunk_size=500):
+            dirty = False
+            for bucket in ("crisis", "corroboration"):
+                refs: list[dict[str, Any]] = list(getattr(row, bucket))
+                kept = [ref for ref in refs if not any(test(bucket, ref) for test in tests)]
+                if len(kept) != len(refs):
+                    setattr(row, bucket, kept)
+                    dirty = True
+            if dirty:
+                row.save(update_fields=["crisis", "corroboration", "updated_at"])
+                changed += 1
+    return changed
+
+
 def day_mood_retract(
     *,
     patient: Patient,

@@ -9,9 +9,18 @@ median/MAD pair ignores the odd outlier recording that a mean/SD pair would chas
 *signed by direction* so that a negative z always means "worse than usual" (the convention of the
 risk engine's ``BaselineDrop``).
 
+The scale never goes below a per-signal **absolute floor**: a very steady (or constant) history
+has a MAD near 0, and without a floor any difference at all would read as a +-6 SD "drop" (a
+patient who rates the same number every day, a face feature stuck at 0.0). A voice/face feature's
+floor is ``FEATURE_FLOOR_FRACTION`` (0.25; ``BaselineConfig.feature_floor_fraction``) of its
+population SD (``feature_scale_floor``); the daily mood's is ``MOOD_SCALE_FLOOR`` (1.25 points,
+``robust_z_mood``).
+
 A personal baseline is trusted only with enough history (default: at least 5 earlier recordings on
-at least 3 different local days in the last 28 days). Until then the feature is compared with
-population norms instead, and the result carries a lower confidence.
+at least 3 different local days in the last 28 days), for the modality **and for each feature**
+(the recordings that have that feature). A feature without its own personal baseline is left out
+of a personal result; when no feature has one, the whole modality is compared with population
+norms instead, and the result carries a lower confidence (and is never a drop).
 
 Direction table (``FEATURE_DIRECTIONS``): +1 = higher is better, -1 = higher is worse.
 
@@ -47,6 +56,25 @@ from dataclasses import dataclass, field
 MAD_TO_SD = 1.4826
 #: z-scores are clipped to this magnitude: one absurd value must not swamp the fusion.
 Z_CLIP = 6.0
+#: Numerical guard only (no division by zero); it carries no meaning. Callers pass a real floor.
+MIN_SCALE = 1e-6
+#: Smallest SD (mood points, scale -10..+10) a patient's daily-mood baseline is given. A one-step
+#: change of the 0..10 self-rating moves a self-rating-only day by 2 points; a day-to-day wobble of
+#: about one point is within what a single-item daily rating repeats with, so a week of identical
+#: ratings is not evidence of a near-zero SD. At 1.25, one rating step against a flat history is
+#: z -1.6: neither the ``baseline_drop`` rule (z <= -2.5) nor crisis corroboration (z <= -2.0);
+#: two steps (4 points) are z -3.2, a drop. With a history that does vary, its own MAD rules.
+MOOD_SCALE_FLOOR = 1.25
+#: Floor for a feature without a population norm: the larger of this and
+#: ``UNNORMED_FLOOR_RELATIVE`` x |median| (conservative: at a normed feature's population mean, at
+#: least its norm-based floor, tested).
+UNNORMED_FLOOR_ABSOLUTE = 0.05
+UNNORMED_FLOOR_RELATIVE = 0.15
+#: A feature's personal scale is at least this fraction of its population SD: within-person
+#: day-to-day SDs of prosody/face features are typically about half the between-person SD, so
+#: 0.25 binds only for an unusually steady (or constant) history, where it stops a tiny
+#: difference (gaze-down 0.0 every day, then 0.002) from reading as a large drop.
+FEATURE_FLOOR_FRACTION = 0.25
 
 #: feature -> (modality, direction): +1 higher is better, -1 higher is worse.
 FEATURE_DIRECTIONS: dict[str, tuple[str, int]] = {
@@ -106,6 +134,9 @@ class BaselineConfig:
     days: int = 28
     min_recordings: int = 5
     min_days: int = 3
+    #: a feature's personal scale is at least this fraction of its population SD
+    #: (``FEATURE_FLOOR_FRACTION``, ``feature_scale_floor``)
+    feature_floor_fraction: float = FEATURE_FLOOR_FRACTION
     #: confidence multiplier when comparing with population norms instead of a personal baseline
     population_confidence: float = 0.35
 
@@ -152,22 +183,47 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def robust_z(value: float, history: Sequence[float], *, floor: float = 1e-6) -> float | None:
+def robust_z(value: float, history: Sequence[float], *, floor: float = MIN_SCALE) -> float | None:
     """Robust z of ``value`` against ``history`` (median / MAD*1.4826), clipped to +-Z_CLIP.
 
     None when history is empty. A zero MAD (identical history) falls back to the mean absolute
-    deviation, and then to ``floor``, so that a constant history does not divide by zero.
+    deviation. The scale is never below ``floor``, the smallest SD that is meaningful for this
+    signal (in its own units): pass the signal's floor (``feature_scale_floor``,
+    ``MOOD_SCALE_FLOOR`` / ``robust_z_mood``); the default is only a guard against dividing by 0,
+    with which a constant history turns any difference into +-Z_CLIP.
     """
     clean = [float(v) for v in history if _finite(v)]
     if not clean or not _finite(value):
         return None
     median = statistics.median(clean)
     mad = statistics.median(abs(v - median) for v in clean) * MAD_TO_SD
-    if mad <= floor:
+    if mad <= MIN_SCALE:
         mad = statistics.fmean(abs(v - median) for v in clean) * 1.2533  # mean-abs-dev -> SD
-    scale = max(mad, floor, abs(median) * 0.01)
+    scale = max(mad, floor if _finite(floor) else MIN_SCALE, MIN_SCALE, abs(median) * 0.01)
     z = (float(value) - median) / scale
     return max(-Z_CLIP, min(Z_CLIP, z))
+
+
+def robust_z_mood(value: float, history: Sequence[float]) -> float | None:
+    """Robust z of a daily mood (-10..+10) against the patient's earlier daily moods, with the
+    mood scale's floor (``MOOD_SCALE_FLOOR``)."""
+    return robust_z(value, history, floor=MOOD_SCALE_FLOOR)
+
+
+def feature_scale_floor(
+    name: str,
+    history_median: float,
+    *,
+    fraction: float = FEATURE_FLOOR_FRACTION,
+    population: Mapping[str, tuple[float, float]] | None = None,
+) -> float:
+    """The smallest personal SD for a voice/face feature: ``fraction`` of its population SD, or,
+    without a norm, max(UNNORMED_FLOOR_ABSOLUTE, UNNORMED_FLOOR_RELATIVE x |median|)."""
+    population = POPULATION_NORMS if population is None else population
+    norm = population.get(name)
+    if norm is not None and _finite(norm[1]) and norm[1] > 0 and fraction > 0:
+        return fraction * float(norm[1])
+    return max(UNNORMED_FLOOR_ABSOLUTE, UNNORMED_FLOOR_RELATIVE * abs(history_median))
 
 
 def baseline_compare(
@@ -189,32 +245,49 @@ def baseline_compare(
     start = today - dt.timedelta(days=config.days)
     recent = [o for o in history if start <= o.local_date <= today]
     n_days = len({o.local_date for o in recent})
-    personal = len(recent) >= config.min_recordings and n_days >= config.min_days
-    zs: list[FeatureZ] = []
+    modality_ok = len(recent) >= config.min_recordings and n_days >= config.min_days
+    candidates: list[tuple[str, float, int]] = []
     for name, value in sorted(current.items()):
         entry = FEATURE_DIRECTIONS.get(name)
         if entry is None or entry[0] != modality or not _finite(value):
             continue
-        direction = entry[1]
+        candidates.append((name, float(value), entry[1]))
+    # Each feature needs its own history: the recordings that have it, on enough different days
+    # (a feature missing from most recordings must not rest on one day's recordings).
+    own: dict[str, list[float]] = {}
+    if modality_ok:
+        for name, _, _ in candidates:
+            seen = [
+                (o.local_date, o.features[name]) for o in recent if _finite(o.features.get(name))
+            ]
+            days = {d for d, _ in seen}
+            if len(seen) >= config.min_recordings and len(days) >= config.min_days:
+                own[name] = [float(v) for _, v in seen]
+    # A personal result holds personal z-scores only (its worst one may be sent as a drop); when
+    # no feature has its own baseline, the whole modality is compared with population norms.
+    personal = modality_ok and (bool(own) or not candidates)
+    zs: list[FeatureZ] = []
+    for name, value, direction in candidates:
         raw: float | None
         if personal:
-            past = [o.features[name] for o in recent if _finite(o.features.get(name))]
-            if len(past) < config.min_recordings:
-                continue
-            raw = robust_z(value, past)
-            reference = statistics.median(float(v) for v in past)
+            past = own.get(name)
+            if past is None:
+                continue  # no personal baseline of its own: left out of a personal result
+            reference = statistics.median(past)
+            floor = feature_scale_floor(
+                name, reference, fraction=config.feature_floor_fraction, population=population
+            )
+            raw = robust_z(value, past, floor=floor)
         else:
             if name not in population:
                 continue
             mean, sd = population[name]
-            raw = max(-Z_CLIP, min(Z_CLIP, (float(value) - mean) / sd)) if sd > 0 else None
+            raw = max(-Z_CLIP, min(Z_CLIP, (value - mean) / sd)) if sd > 0 else None
             reference = mean
         if raw is None:
             continue
         zs.append(
-            FeatureZ(
-                feature=name, value=float(value), z=direction * raw, raw_z=raw, reference=reference
-            )
+            FeatureZ(feature=name, value=value, z=direction * raw, raw_z=raw, reference=reference)
         )
     return BaselineResult(
         modality=modality,

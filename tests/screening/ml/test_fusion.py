@@ -132,6 +132,137 @@ def test_same_features_score_worse_for_a_livelier_patient() -> None:
     assert "usual" in bl.describe_z(lively.worst, personal=True)  # type: ignore[arg-type]
 
 
+# --- baselines: flat histories and per-feature history ------------------------------------------
+def flat(features: dict[str, float], n: int = 5) -> list[bl.Observation]:
+    """``n`` identical recordings, one a day on the ``n`` days before TODAY."""
+    return [bl.Observation(TODAY - dt.timedelta(days=1 + i), dict(features)) for i in range(n)]
+
+
+def test_robust_z_floor_is_keyword_only_and_bounds_the_scale() -> None:
+    with pytest.raises(TypeError):
+        bl.robust_z(-2.0, [0.0] * 5, 1.0)  # type: ignore[misc]
+    assert bl.robust_z(-2.0, [0.0] * 5, floor=1.0) == pytest.approx(-2.0)
+    # a history that varies more than the floor keeps its own MAD scale
+    varied = [-3.0, -1.0, 0.0, 1.0, 3.0]
+    assert bl.robust_z(-6.0, varied, floor=0.1) == bl.robust_z(-6.0, varied, floor=1.0)
+
+
+def test_one_rating_step_after_a_flat_week_is_not_a_mood_drop() -> None:
+    """Self-rated 5 every day (mood exactly 0.0), then 4: not a drop for any risk threshold."""
+    week = [0.0] * 6
+    for today in (-2.0, -1.43):  # self-rating alone; with other modalities pulling it
+        z = bl.robust_z_mood(today, week)
+        assert z is not None and math.isfinite(z)
+        assert -2.0 < z < 0  # above crisis corroboration (-2.0) and the drop rule (-2.5)
+    # a patient rating 7 every day (mood +4.0) who rates 6 is not dropping either
+    z_up = bl.robust_z_mood(2.0, [4.0] * 7)
+    assert z_up is not None and abs(z_up) < 2.5
+    # the floor is what the scoring service's mood baseline gets
+    assert bl.robust_z_mood(-2.0, [0.0] * 5) == bl.robust_z(
+        -2.0, [0.0] * 5, floor=bl.MOOD_SCALE_FLOOR
+    )
+
+
+def test_a_real_mood_drop_against_a_flat_history_still_is_one() -> None:
+    z = bl.robust_z_mood(-6.0, [4.0] * 6)  # self-rated 7 every day, then 2
+    assert z is not None and z <= -2.5
+    two_steps = bl.robust_z_mood(-4.0, [0.0] * 6)  # 5 every day, then 3
+    assert two_steps is not None and two_steps <= -2.5
+    # an ordinary varying history is scored by its own spread, not the floor
+    varied = [0.0, 2.0, -2.0, 4.0, 0.0, 2.0, -2.0]
+    assert bl.robust_z_mood(-8.0, varied) == bl.robust_z(-8.0, varied)
+
+
+@pytest.mark.parametrize("feature", ["gaze_down_fraction", "frown", "brow_lowering"])
+def test_face_feature_flat_at_zero_then_a_hair_is_not_a_drop(feature: str) -> None:
+    result = bl.baseline_compare(
+        modality="face", current={feature: 0.002}, history=flat({feature: 0.0}), today=TODAY
+    )
+    assert result.personal
+    (fz,) = result.zs
+    assert math.isfinite(fz.z) and abs(fz.z) < 2.5
+    assert "6.0 SD" not in bl.describe_z(fz, personal=True)
+    # a real change against the same flat history still reads as a drop
+    big = bl.baseline_compare(
+        modality="face", current={feature: 0.3}, history=flat({feature: 0.0}), today=TODAY
+    )
+    assert big.worst is not None and big.worst.z <= -2.5
+
+
+def test_voice_feature_flat_then_a_hair_is_not_a_drop_but_a_real_slowing_is() -> None:
+    history_ = flat({"speech_rate": 4.0, "pause_ratio": 0.2}, n=6)
+    tiny = bl.baseline_compare(
+        modality="voice",
+        current={"speech_rate": 3.9, "pause_ratio": 0.21},  # 0.1 syllables/s; 1 % more pausing
+        history=history_,
+        today=TODAY,
+    )
+    assert tiny.personal and len(tiny.zs) == 2
+    assert all(math.isfinite(f.z) and abs(f.z) < 2.5 for f in tiny.zs)
+    slow = bl.baseline_compare(
+        modality="voice", current={"speech_rate": 3.0}, history=history_, today=TODAY
+    )
+    assert slow.worst is not None and slow.worst.z <= -2.5
+
+
+def test_feature_floor_follows_the_population_sd_or_a_conservative_default() -> None:
+    sd = bl.POPULATION_NORMS["gaze_down_fraction"][1]
+    assert bl.feature_scale_floor("gaze_down_fraction", 0.0) == pytest.approx(
+        bl.FEATURE_FLOOR_FRACTION * sd
+    )
+    # without a norm: never below the absolute default, and 15 % of the usual level
+    assert bl.feature_scale_floor("gaze_down_fraction", 0.0, population={}) == pytest.approx(
+        bl.UNNORMED_FLOOR_ABSOLUTE
+    )
+    assert bl.feature_scale_floor("speech_rate", 4.0, population={}) == pytest.approx(0.6)
+    # the default is more conservative than the norm-based floor of every normed feature
+    for name, (mean, _sd) in bl.POPULATION_NORMS.items():
+        assert bl.feature_scale_floor(name, mean, population={}) >= bl.feature_scale_floor(
+            name, mean
+        ), name
+    # baseline_compare uses it: a feature lacking a norm, flat at 0.0, then 0.002
+    result = bl.baseline_compare(
+        modality="face",
+        current={"frown": 0.002},
+        history=flat({"frown": 0.0}),
+        today=TODAY,
+        population={},
+    )
+    assert result.personal and result.worst is not None and abs(result.worst.z) < 2.5
+
+
+def test_a_feature_recorded_on_one_day_only_has_no_personal_baseline() -> None:
+    """5 recordings yesterday with speech rate, 2 on other days without it: the modality has 7
+    recordings on 3 days, but speech rate's baseline would rest on one day."""
+    yesterday = TODAY - dt.timedelta(days=1)
+    past = [
+        bl.Observation(yesterday, {"speech_rate": 4.0 + 0.05 * i, "pause_ratio": 0.2})
+        for i in range(5)
+    ] + [
+        bl.Observation(TODAY - dt.timedelta(days=d), {"pause_ratio": 0.2 + 0.01 * d})
+        for d in (3, 5)
+    ]
+    result = bl.baseline_compare(
+        modality="voice", current={"speech_rate": 3.7}, history=past, today=TODAY
+    )
+    assert not result.personal  # falls back to population, like too little history overall
+    (fz,) = result.zs
+    mean, sd = bl.POPULATION_NORMS["speech_rate"]
+    assert fz.reference == mean and fz.z == pytest.approx((3.7 - mean) / sd)
+    assert fz.z > -2.5
+    scored = bl.baseline_modality_score(result)
+    assert scored is not None and scored[1] <= bl.BaselineConfig().population_confidence
+    # pause ratio, recorded on 3 days, does have its own baseline; speech rate is left out of
+    # the personal result (a personal result carries personal z-scores only)
+    both = bl.baseline_compare(
+        modality="voice",
+        current={"speech_rate": 3.7, "pause_ratio": 0.21},
+        history=past,
+        today=TODAY,
+    )
+    assert both.personal and [f.feature for f in both.zs] == ["pause_ratio"]
+
+
 # --- fusion --------------------------------------------------------------------------------------
 def test_missing_modality_renormalises() -> None:
     a = fu.ModalityInput("diary_text", -6.0, 1.0)
