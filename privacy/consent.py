@@ -17,6 +17,11 @@ What a withdrawal does, in the transaction that records it:
    deleted from storage after the transaction commits; the video rows stay (status, duration, no
    content). Daily mood scores that used the withdrawn data are deleted with it.
 
+Consent is **prospective**: a grant covers what the patient sends from then on. The current consent
+period of a scope starts at the latest grant (:func:`consent_period_start`); an input sent before
+it (while the scope was withdrawn, or before it was ever granted) is not processed under a later
+grant (:func:`consent_covers`; in a query, :func:`consent_period_start_subquery`).
+
 Effects that did something (or a requested deletion) are recorded as one access event,
 ``consent.withdraw_effects``, with the counts as its purpose. Erasure (:mod:`privacy.erasure`)
 runs every registered deleter of every scope.
@@ -24,13 +29,14 @@ runs every registered deleter of every scope.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Case, DateTimeField, F, OuterRef, QuerySet, Subquery, Value, When
 
 from config.errors import ConsentMissing, PermissionDenied, ValidationFailed
 from privacy.audit import Actor, access_record
@@ -265,12 +271,48 @@ def consent_history(*, actor: Actor, patient: Any) -> QuerySet[ConsentRecord]:
 
 
 def consent_has(*, patient: Any, scope: str) -> bool:
+    return consent_period_start(patient=patient, scope=scope) is not None
+
+
+# Consent is prospective: a grant covers what the patient sends from then on, never what was sent
+# before it (while the scope was withdrawn, or before it was ever granted). The current consent
+# period of a scope starts at its latest record when that record is a grant.
+def consent_period_start(*, patient: Any, scope: str) -> dt.datetime | None:
+    """When the patient's current consent to ``scope`` began: the time of the latest record when
+    it is a grant; None when the latest record is a withdrawal or there is none."""
     latest = (
         ConsentRecord.objects.filter(patient=patient, scope=scope)
         .order_by("-created_at", "-id")
+        .values_list("granted", "created_at")
         .first()
     )
-    return bool(latest and latest.granted)
+    return latest[1] if latest is not None and latest[0] else None
+
+
+def consent_covers(*, patient: Any, scope: str, created_at: dt.datetime) -> bool:
+    """Whether ``scope`` is held now and was held when an input created at ``created_at`` was
+    sent, without a withdrawal since (the input belongs to the current consent period)."""
+    start = consent_period_start(patient=patient, scope=scope)
+    return start is not None and created_at >= start
+
+
+def consent_period_start_subquery(*, scope: str, patient_ref: str = "patient_id") -> Subquery:
+    """:func:`consent_period_start` as a subquery of the outer row's patient (``patient_ref``),
+    NULL without a current grant. ``.filter(created_at__gte=...)`` keeps the rows created in the
+    current consent period (:func:`consent_covers`), in SQL, before any limit."""
+    latest = (
+        ConsentRecord.objects.filter(patient_id=OuterRef(patient_ref), scope=scope)
+        .order_by("-created_at", "-id")
+        .annotate(
+            period_start=Case(
+                When(granted=True, then=F("created_at")),
+                default=Value(None),
+                output_field=DateTimeField(),
+            )
+        )
+        .values("period_start")[:1]
+    )
+    return Subquery(latest, output_field=DateTimeField())
 
 
 def consent_require_any(*, patient: Any, scopes: list[str]) -> None:

@@ -6,6 +6,10 @@ turns them into tiers and alerts.
 
 Consent is checked when the work runs (never only when it was queued): no TEXT_ANALYSIS consent,
 no text score; the day's mood uses only the modalities whose consent is held at that moment.
+Consent is prospective: a text (a diary entry, a video's transcript) is scored only when it was
+sent within the current consent period of every scope it needs (at or after the latest grant,
+``privacy.consent.consent_covers``): what was sent while a scope was withdrawn, or before the
+grant that is now current, is never scored, even after a re-grant.
 """
 
 from __future__ import annotations
@@ -37,9 +41,19 @@ from django.utils import timezone
 
 from privacy.audit import Actor, access_record
 from privacy.choices import ConsentScope
-from privacy.consent import consent_has, derived_deleter_register
+from privacy.consent import (
+    consent_covers,
+    consent_has,
+    consent_period_start_subquery,
+    derived_deleter_register,
+)
 from privacy.erasure import erasure_hook_register
-from risk.intake import daily_mood_retracted, signal_received, text_risk_assessed
+from risk.intake import (
+    daily_mood_retracted,
+    derived_signals_retracted,
+    signal_received,
+    text_risk_assessed,
+)
 from risk.rules.engine import (
     TEXT_MODALITIES,
     BaselineDrop,
@@ -377,25 +391,29 @@ class TextJob:
     media_id: uuid.UUID | None = None
 
 
-def _text_allowed(patient: Patient) -> bool:
-    return patient.erased_at is None and consent_has(
-        patient=patient, scope=ConsentScope.TEXT_ANALYSIS
-    )
-
-
+#: A diary text needs TEXT_ANALYSIS consent.
+DIARY_SCOPES = (ConsentScope.TEXT_ANALYSIS,)
 #: A transcript is speech turned into text: scoring it needs both scopes (as its daily mood does).
 TRANSCRIPT_SCOPES = (ConsentScope.TEXT_ANALYSIS, ConsentScope.VOICE_ANALYSIS)
 
 
-def _transcript_allowed(patient: Patient) -> bool:
+def _source_scopes(source: str) -> tuple[str, ...]:
+    return TRANSCRIPT_SCOPES if source == TextSource.TRANSCRIPT else DIARY_SCOPES
+
+
+def _text_allowed(*, patient: Patient, scopes: Iterable[str], created_at: dt.datetime) -> bool:
+    """Not erased, and each of ``scopes`` held now and since before the input was created (the
+    current consent period: consent is prospective)."""
     return patient.erased_at is None and all(
-        consent_has(patient=patient, scope=scope) for scope in TRANSCRIPT_SCOPES
+        consent_covers(patient=patient, scope=scope, created_at=created_at) for scope in scopes
     )
 
 
 def _diary_job(entry_id: uuid.UUID) -> TextJob | None:
     entry = DiaryEntry.objects.select_related("patient").filter(pk=entry_id).first()
-    if entry is None or not _text_allowed(entry.patient):
+    if entry is None or not _text_allowed(
+        patient=entry.patient, scopes=DIARY_SCOPES, created_at=entry.created_at
+    ):
         return None
     access_record(
         actor=Actor.system(),
@@ -418,7 +436,9 @@ def _transcript_job(video_id: uuid.UUID) -> TextJob | None:
     media = (
         MediaAnalysis.objects.select_related("patient", "video").filter(video_id=video_id).first()
     )
-    if media is None or not _transcript_allowed(media.patient):
+    if media is None or not _text_allowed(
+        patient=media.patient, scopes=TRANSCRIPT_SCOPES, created_at=media.video.created_at
+    ):
         return None
     transcript = media.transcript
     if not transcript or not transcript.strip():
@@ -443,8 +463,8 @@ def _transcript_job(video_id: uuid.UUID) -> TextJob | None:
 
 def text_job_prepare(*, source: str, ref: uuid.UUID) -> TextJob | None:
     """Fetch one text to score and record the access; None: nothing to do (gone, erased, no
-    TEXT_ANALYSIS consent, for a transcript no VOICE_ANALYSIS consent either, empty
-    transcript)."""
+    TEXT_ANALYSIS consent, for a transcript no VOICE_ANALYSIS consent either, the entry or video
+    sent before the current consent period began, empty transcript)."""
     if source == TextSource.DIARY:
         return _diary_job(ref)
     if source == TextSource.TRANSCRIPT:
@@ -453,11 +473,11 @@ def text_job_prepare(*, source: str, ref: uuid.UUID) -> TextJob | None:
 
 
 def _text_job_still_wanted(job: TextJob) -> bool:
-    """After scoring: consent withdrawn, the patient erased or the source gone meanwhile wins."""
-    if not consent_has(patient=job.patient, scope=ConsentScope.TEXT_ANALYSIS):
-        return False
-    if job.source == TextSource.TRANSCRIPT and not consent_has(
-        patient=job.patient, scope=ConsentScope.VOICE_ANALYSIS
+    """After scoring: consent withdrawn (even if granted again since), the patient erased or the
+    source gone meanwhile wins."""
+    if not all(
+        consent_covers(patient=job.patient, scope=scope, created_at=job.source_obj.created_at)
+        for scope in _source_scopes(job.source)
     ):
         return False
     if not Patient.objects.filter(pk=job.patient.pk, erased_at__isnull=True).exists():
@@ -978,7 +998,7 @@ def mood_baseline_z(*, patient: Patient, local_date: dt.date, score: float) -> f
     )
     if len(past) < config.min_recordings:
         return None
-    return bl.robust_z(score, [float(s) for s in past if s is not None])
+    return bl.robust_z_mood(score, [float(s) for s in past if s is not None])
 
 
 def daily_mood_run(*, patient_id: uuid.UUID, local_date: dt.date) -> DailyMoodScore | None:
@@ -1004,12 +1024,13 @@ def _mood_updated_at() -> Subquery:
 
 
 def _stale_days(
-    rows: QuerySet[Any], *, stamp: str, settled: dt.datetime, first_day: dt.date, limit: int
+    rows: QuerySet[Any], *, stamp: str, settled: dt.datetime, window: Q, limit: int
 ) -> list[tuple[uuid.UUID, dt.date]]:
-    """(patient, day) pairs of inputs newer than their day's mood (or with no mood at all)."""
+    """(patient, day) pairs of inputs in ``window`` newer than their day's mood (or with no mood
+    at all)."""
     return list(
         rows.filter(
-            local_date__gte=first_day,
+            window,
             patient__erased_at__isnull=True,
             **{f"{stamp}__lt": settled},
         )
@@ -1060,14 +1081,25 @@ def _questionnaire_stale_days(
     return sorted(stale, key=lambda d: (d[1], str(d[0])))[:limit]
 
 
+def _in_consent_period(rows: QuerySet[Any], *, scopes: Iterable[str]) -> QuerySet[Any]:
+    """The rows (diary entries, videos) created in their patient's current consent period of
+    every scope in ``scopes`` (:func:`privacy.consent.consent_covers`, in SQL)."""
+    for scope in scopes:
+        rows = rows.filter(created_at__gte=consent_period_start_subquery(scope=scope))
+    return rows
+
+
 def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Send again the scoring work that a broker outage lost; safe on any number of beat ticks.
 
     Looks only at the last ``VIGIL_SCORING_REAP_DAYS`` days and at work older than a minute:
-    diary entries with TEXT_ANALYSIS consent and no text analysis; finished videos with a
-    transcript, no transcript analysis and both TEXT_ANALYSIS and VOICE_ANALYSIS consent; days
-    whose mood is older than one of the day's inputs (a diary self-rating, a questionnaire, a
-    text or media analysis) or missing, and the following days a PHQ-9 / GAD-7 informs whose
+    diary entries with no text analysis, sent within the current TEXT_ANALYSIS consent period;
+    finished videos with a transcript and no transcript analysis, sent within the current
+    TEXT_ANALYSIS and VOICE_ANALYSIS consent periods (consent and erasure are filtered in the
+    query, before the limit: texts that may not be scored never crowd out those that may); days
+    whose mood is older than one of the day's inputs (a diary self-rating or a questionnaire
+    sent in the window, however far it was backdated; a text or media analysis of a day in the
+    window) or missing, and the following days a PHQ-9 / GAD-7 informs whose
     mood is older than it (a backdated submission). Work sent within
     ``VIGIL_SCORING_REAP_COOLDOWN_SECONDS`` is left to its queue. At most ``limit`` jobs are
     sent. The tasks are idempotent, so a duplicate is harmless; the first failed publish (broker
@@ -1078,44 +1110,23 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
     since = now - dt.timedelta(days=reap_days())
     first_day = since.date() - dt.timedelta(days=1)  # local days may lag UTC by up to a day
     counts = {"text": 0, "transcript": 0, "mood": 0, "skipped": 0, "failed": 0}
-    consent: dict[uuid.UUID, bool] = {}
-    consent_voice: dict[uuid.UUID, bool] = {}  # a transcript needs voice consent too
-
-    def text_allowed(patient_id: uuid.UUID) -> bool:
-        if patient_id not in consent:
-            patient = Patient.objects.filter(pk=patient_id).first()
-            consent[patient_id] = patient is not None and consent_has(
-                patient=patient, scope=ConsentScope.TEXT_ANALYSIS
-            )
-        return consent[patient_id]
-
-    def transcript_allowed(patient_id: uuid.UUID) -> bool:
-        if not text_allowed(patient_id):
-            return False
-        if patient_id not in consent_voice:
-            patient = Patient.objects.filter(pk=patient_id).first()
-            consent_voice[patient_id] = patient is not None and consent_has(
-                patient=patient, scope=ConsentScope.VOICE_ANALYSIS
-            )
-        return consent_voice[patient_id]
-
     jobs: list[tuple[str, str, Any]] = []
     covered: set[tuple[uuid.UUID, dt.date]] = set()  # days a text job recomputes anyway
-    entries = (
+    entries = _in_consent_period(
         DiaryEntry.objects.filter(
             created_at__lt=settled,
             created_at__gte=since,
             text_analysis__isnull=True,
             patient__erased_at__isnull=True,
-        )
-        .order_by("created_at")
-        .values_list("pk", "patient_id", "local_date")[:limit]
+        ),
+        scopes=DIARY_SCOPES,
     )
-    for pk, patient_id, day in entries:
-        if text_allowed(patient_id):
-            jobs.append(("text", str(pk), lambda pk=pk: text_analysis_enqueue(entry_id=pk)))
-            covered.add((patient_id, day))
-    videos = (
+    for pk, patient_id, day in entries.order_by("created_at").values_list(
+        "pk", "patient_id", "local_date"
+    )[:limit]:
+        jobs.append(("text", str(pk), lambda pk=pk: text_analysis_enqueue(entry_id=pk)))
+        covered.add((patient_id, day))
+    videos = _in_consent_period(
         VideoSubmission.objects.filter(
             status=VideoStatus.DONE,
             finished_at__lt=settled,
@@ -1123,27 +1134,28 @@ def scoring_jobs_reap(*, now: dt.datetime | None = None, limit: int = 500) -> di
             media_analysis__transcript__isnull=False,
             transcript_analysis__isnull=True,
             patient__erased_at__isnull=True,
-        )
-        .order_by("finished_at")
-        .values_list("pk", "patient_id", "local_date")[:limit]
+        ),
+        scopes=TRANSCRIPT_SCOPES,
     )
-    for pk, patient_id, day in videos:
-        if transcript_allowed(patient_id):
-            jobs.append(
-                ("transcript", str(pk), lambda pk=pk: transcript_analysis_enqueue(video_id=pk))
-            )
-            covered.add((patient_id, day))
+    for pk, patient_id, day in videos.order_by("finished_at").values_list(
+        "pk", "patient_id", "local_date"
+    )[:limit]:
+        jobs.append(("transcript", str(pk), lambda pk=pk: transcript_analysis_enqueue(video_id=pk)))
+        covered.add((patient_id, day))
     days: set[tuple[uuid.UUID, dt.date]] = set()
-    sources: list[tuple[QuerySet[Any], str]] = [
-        (DiaryEntry.objects.filter(self_rated_mood__isnull=False), "created_at"),
-        (QuestionnaireResponse.objects.all(), "created_at"),
-        (TextAnalysis.objects.all(), "updated_at"),
-        (MediaAnalysis.objects.all(), "updated_at"),
+    # Inputs the patient sends are found by when they arrived (a self-rating may be backdated
+    # up to VIGIL_CLIENT_BACKDATE_DAYS: its day lies outside the window, its arrival does not);
+    # analyses by their day (they recompute it in their own transaction).
+    sent_in_window = Q(created_at__gte=since)
+    day_in_window = Q(local_date__gte=first_day)
+    sources: list[tuple[QuerySet[Any], str, Q]] = [
+        (DiaryEntry.objects.filter(self_rated_mood__isnull=False), "created_at", sent_in_window),
+        (QuestionnaireResponse.objects.all(), "created_at", sent_in_window),
+        (TextAnalysis.objects.all(), "updated_at", day_in_window),
+        (MediaAnalysis.objects.all(), "updated_at", day_in_window),
     ]
-    for rows, stamp in sources:
-        days.update(
-            _stale_days(rows, stamp=stamp, settled=settled, first_day=first_day, limit=limit)
-        )
+    for rows, stamp, window in sources:
+        days.update(_stale_days(rows, stamp=stamp, settled=settled, window=window, limit=limit))
     # a PHQ-9 / GAD-7 also informs the following days (a backdated one: days already scored)
     days.update(_questionnaire_stale_days(settled=settled, since=since, limit=limit))
     for patient_id, day in sorted(days - covered, key=lambda d: (d[1], str(d[0]))):
@@ -1212,6 +1224,8 @@ def _moods_recompute_after_commit(*, patient_id: uuid.UUID, days: list[dt.date])
 def text_scores_delete(*, patient: Patient, remaining: frozenset[str]) -> int:
     """Text analyses of diary entries and transcripts, and the daily moods that used them."""
     deleted, _ = TextAnalysis.objects.filter(patient=patient).delete()
+    # risk's own copy of the crisis language found in them confirms nothing any more
+    derived_signals_retracted(patient=patient, signals=("text", "transcript"))
     return deleted + _moods_using_delete(
         patient=patient, modalities=("diary_text", "transcript_text")
     )
@@ -1244,6 +1258,8 @@ def voice_scores_delete(*, patient: Patient, remaining: frozenset[str]) -> int:
     transcripts, _ = TextAnalysis.objects.filter(
         patient=patient, source=TextSource.TRANSCRIPT
     ).delete()
+    # deleted distress, voice drops and transcript crisis language confirm nothing any more
+    derived_signals_retracted(patient=patient, signals=("voice", "media_distress", "transcript"))
     return (
         len(rows)
         + transcripts
@@ -1267,6 +1283,7 @@ def face_scores_delete(*, patient: Patient, remaining: frozenset[str]) -> int:
         row.save(
             update_fields=["face", "distress", "distress_confidence", "baseline", "updated_at"]
         )
+    derived_signals_retracted(patient=patient, signals=("face", "media_distress"))
     return len(rows) + _moods_using_delete(patient=patient, modalities=("face",))
 
 

@@ -149,6 +149,14 @@ def test_one_failing_item_loses_only_itself_and_is_left_to_the_reaper(
         return real_signal(patient=patient, event=event)
 
     monkeypatch.setattr(scoring, "signal_received", signal_fails_for_bad)
+    real_assessed = scoring.text_risk_assessed
+
+    def assessed_fails_for_bad(**kw: Any) -> Any:
+        if kw.get("source_ref") == str(bad.pk):
+            raise RuntimeError("database write failed")
+        return real_assessed(**kw)
+
+    monkeypatch.setattr(scoring, "text_risk_assessed", assessed_fails_for_bad)
     with caplog.at_level(logging.WARNING, logger="vigil.scoring"):
         counts = scoring.text_analyses_run_batch(jobs=diary_jobs(entries))
 
@@ -161,14 +169,16 @@ def test_one_failing_item_loses_only_itself_and_is_left_to_the_reaper(
 
     # the reaper finds it (no analysis) and sends it again, once the entry has settled
     monkeypatch.setattr(scoring, "signal_received", real_signal)
-    DiaryEntry.objects.filter(pk=bad.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    monkeypatch.setattr(scoring, "text_risk_assessed", real_assessed)
+    # (five minutes on, rather than an entry aged by hand: one aged to before the consent grant
+    # of the fixture would lie outside the current consent period, and rightly not be sent)
     cache.clear()
     resent: list[uuid.UUID] = []
     monkeypatch.setattr(
         scoring, "text_analysis_enqueue", lambda *, entry_id: resent.append(entry_id)
     )
     monkeypatch.setattr(scoring, "daily_mood_enqueue", lambda **kw: None)
-    scoring.scoring_jobs_reap()
+    scoring.scoring_jobs_reap(now=timezone.now() + dt.timedelta(minutes=5))
     assert resent == [bad.pk]
 
 

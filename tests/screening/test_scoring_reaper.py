@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
+from freezegun import freeze_time
 from kombu.exceptions import OperationalError
 
 from privacy.audit import Actor
@@ -152,11 +153,10 @@ def test_the_task_runs_the_reaper(world: Any, scorer: FakeScorer, broker: Broker
         timezone=world.patient_a.timezone,
         local_date=timezone.localdate(),
     )
-    DiaryEntry.objects.filter(pk=entry.pk).update(
-        created_at=timezone.now() - dt.timedelta(minutes=5)
-    )
     broker.up = True
-    counts = tasks.scoring_jobs_reap.apply().get()
+    # five minutes on (an entry aged by hand would predate the fixture's consent grant)
+    with freeze_time(later(5)):
+        counts = tasks.scoring_jobs_reap.apply().get()
     assert counts["text"] == 1
     assert TextAnalysis.objects.filter(diary_entry=entry).exists()
 
@@ -414,3 +414,152 @@ def test_a_lost_recompute_of_the_days_after_a_backdated_phq9_is_sent_again(
     assert counts["mood"] == 3
     assert "phq9" in DailyMoodScore.objects.get(pk=scored[2].pk).inputs
     assert scoring.scoring_jobs_reap(now=later(5))["mood"] == 0  # done: nothing stale is left
+
+
+def _consent(patient: Any, scope: str, *, granted: bool, delete_derived: bool = False) -> None:
+    consent_change(
+        actor=Actor(user_id=patient.user_id, role="patient"),
+        patient=patient,
+        scope=scope,
+        granted=granted,
+        document_version="1" if granted else None,
+        delete_derived=delete_derived,
+    )
+
+
+def test_entries_that_may_not_be_scored_do_not_crowd_out_a_lost_crisis_entry(
+    world: Any,
+    client_a: Any,
+    client_b: Any,
+    scorer: FakeScorer,
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Patient B, without text consent, has as many unscored entries in the window as the
+    reaper's limit; they are older than A's crisis entry, lost to the broker. A's entry is sent
+    (consent is filtered in the query, before the limit, not after it)."""
+    limit = 5
+    _consent(world.patient_b, ConsentScope.TEXT_ANALYSIS, granted=False)
+    broker.up = False
+    for _ in range(limit):
+        post_diary(
+            client_b, django_capture_on_commit_callbacks, text="a quiet day", self_rated_mood=5
+        )
+    crisis = post_diary(client_a, django_capture_on_commit_callbacks)
+    broker.up = True
+    counts = scoring.scoring_jobs_reap(now=later(), limit=limit)
+    assert counts["text"] == 1
+    assert broker.sent[0] == ("text_scoring_batch", ["diary", crisis], "gpu")
+    assert TextAnalysis.objects.get().diary_entry_id == uuid.UUID(crisis)
+    assert crisis_evidence(world.patient_a) == 1
+
+
+def test_transcripts_that_may_not_be_scored_do_not_crowd_out_a_lost_one(
+    world: Any, scorer: FakeScorer, broker: Broker
+) -> None:
+    limit = 3
+    _consent(world.patient_b, ConsentScope.VOICE_ANALYSIS, granted=False)
+    for _ in range(limit):  # finished before A's video: first in the reaper's order
+        _done_video_with_transcript(world.patient_b)
+    video = _done_video_with_transcript(world.patient_a)
+    counts = scoring.scoring_jobs_reap(now=later(), limit=limit)
+    assert counts["transcript"] == 1
+    assert broker.sent[0] == ("text_scoring_batch", ["transcript", str(video.pk)], "gpu")
+    assert TextAnalysis.objects.get().video_id == video.pk
+
+
+def test_a_regrant_does_not_score_what_was_sent_before_it(
+    world: Any,
+    client_a: Any,
+    scorer: FakeScorer,
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Consent is prospective: after withdrawal with deletion and a new grant, neither the entry
+    whose analysis was deleted nor the one written while withdrawn is scored (by the reaper or
+    by a job delivered late); an entry written after the new grant is."""
+    patient = world.patient_a
+    first = post_diary(client_a, django_capture_on_commit_callbacks)  # scored at once
+    assert TextAnalysis.objects.filter(diary_entry_id=first).exists()
+    _consent(patient, ConsentScope.TEXT_ANALYSIS, granted=False, delete_derived=True)
+    assert not TextAnalysis.objects.exists()
+    second = post_diary(client_a, django_capture_on_commit_callbacks, self_rated_mood=2)
+    _consent(patient, ConsentScope.TEXT_ANALYSIS, granted=True)
+    evidence, calls = crisis_evidence(patient), scorer.calls
+
+    cache.clear()  # past the cooldown
+    sent_before = len(broker.sent)
+    counts = scoring.scoring_jobs_reap(now=later(30))
+    assert counts["text"] == 0
+    assert all(name != "text_scoring_batch" for name, _, _ in broker.sent[sent_before:])
+    assert scoring.text_analysis_run(entry_id=uuid.UUID(second)) is None
+    jobs = [("diary", uuid.UUID(first)), ("diary", uuid.UUID(second))]
+    assert scoring.text_analyses_run_batch(jobs=jobs) == {
+        "jobs": 2,
+        "scored": 0,
+        "skipped": 2,
+        "failed": 0,
+    }
+    assert not TextAnalysis.objects.exists()
+    assert scorer.calls == calls and crisis_evidence(patient) == evidence
+    for mood in DailyMoodScore.objects.filter(patient=patient):
+        assert "diary_text" not in mood.inputs
+
+    broker.up = False
+    third = post_diary(client_a, django_capture_on_commit_callbacks, text="a quiet day")
+    broker.up = True
+    sent_before = len(broker.sent)
+    counts = scoring.scoring_jobs_reap(now=later(30))
+    assert counts["text"] == 1
+    assert broker.sent[sent_before] == ("text_scoring_batch", ["diary", third], "gpu")
+    assert [str(a.diary_entry_id) for a in TextAnalysis.objects.all()] == [third]
+
+
+def test_a_regrant_does_not_score_a_transcript_of_a_video_sent_before_it(
+    world: Any, scorer: FakeScorer, broker: Broker
+) -> None:
+    patient = world.patient_a
+    before = _done_video_with_transcript(patient)
+    _consent(patient, ConsentScope.VOICE_ANALYSIS, granted=False)  # transcript kept
+    _consent(patient, ConsentScope.VOICE_ANALYSIS, granted=True)
+    counts = scoring.scoring_jobs_reap(now=later())
+    assert counts["transcript"] == 0
+    assert scoring.transcript_analysis_run(video_id=before.pk) is None
+    after = _done_video_with_transcript(patient)
+    counts = scoring.scoring_jobs_reap(now=later())
+    assert counts["transcript"] == 1
+    assert ("text_scoring_batch", ["transcript", str(after.pk)], "gpu") in broker.sent
+    assert list(TextAnalysis.objects.values_list("video_id", flat=True)) == [after.pk]
+
+
+def test_a_lost_mood_of_a_backdated_self_rating_is_recomputed(
+    world: Any,
+    client_a: Any,
+    scorer: FakeScorer,
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    """A self-rating written offline 20 days ago (within VIGIL_CLIENT_BACKDATE_DAYS) arrives
+    during an outage: its day lies outside the reaper's window, its arrival does not."""
+    settings.VIGIL_SCORING_REAP_DAYS = 7
+    patient = world.patient_a
+    _consent(patient, ConsentScope.TEXT_ANALYSIS, granted=False)  # the mood is the only job
+    broker.up = False
+    entry_id = post_diary(
+        client_a,
+        django_capture_on_commit_callbacks,
+        text="a quiet day",
+        self_rated_mood=2,
+        client_timestamp=(timezone.now() - dt.timedelta(days=20)).isoformat(),
+    )
+    assert broker.refused == 1
+    day = DiaryEntry.objects.get(pk=entry_id).local_date
+    assert day < timezone.localdate() - dt.timedelta(days=10)
+    broker.up = True
+    counts = scoring.scoring_jobs_reap(now=later())
+    assert broker.sent == [("daily_mood_recompute", [str(patient.pk), day.isoformat()], "default")]
+    assert counts["mood"] == 1
+    mood = DailyMoodScore.objects.get(patient=patient, local_date=day)
+    assert mood.score is not None and set(mood.inputs) == {"self_rated"}
+    assert scoring.scoring_jobs_reap(now=later(5))["mood"] == 0
