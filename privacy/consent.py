@@ -17,10 +17,11 @@ What a withdrawal does, in the transaction that records it:
    deleted from storage after the transaction commits; the video rows stay (status, duration, no
    content). Daily mood scores that used the withdrawn data are deleted with it.
 
-Consent is **prospective**: a grant covers what the patient sends from then on. The current consent
-period of a scope starts at the latest grant (:func:`consent_period_start`); an input sent before
-it (while the scope was withdrawn, or before it was ever granted) is not processed under a later
-grant (:func:`consent_covers`; in a query, :func:`consent_period_start_subquery`).
+Consent is **prospective**: a grant covers what the patient sends from then on. The current
+consent period of a scope starts at the first grant after its latest withdrawal
+(:func:`consent_period_start`; a newer document accepted while granted continues it); an input
+sent before it (while the scope was withdrawn, or before it was ever granted) is not processed
+under a later grant (:func:`consent_covers`; in a query, :func:`consent_period_start_subquery`).
 
 Effects that did something (or a requested deletion) are recorded as one access event,
 ``consent.withdraw_effects``, with the counts as its purpose. Erasure (:mod:`privacy.erasure`)
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import DateTimeField, F, OuterRef, Q, QuerySet, Subquery
 
 from config.errors import ConsentMissing, PermissionDenied, ValidationFailed
 from privacy.audit import Actor, access_record
@@ -276,17 +277,23 @@ def consent_has(*, patient: Any, scope: str) -> bool:
 
 # Consent is prospective: a grant covers what the patient sends from then on, never what was sent
 # before it (while the scope was withdrawn, or before it was ever granted). The current consent
-# period of a scope starts at its latest record when that record is a grant.
+# period of a scope starts at the first grant after its latest withdrawal: accepting a newer
+# consent document while already granted (a second grant) continues the period, it does not
+# start a new one (an entry sent a minute before it must still be scored).
 def consent_period_start(*, patient: Any, scope: str) -> dt.datetime | None:
-    """When the patient's current consent to ``scope`` began: the time of the latest record when
-    it is a grant; None when the latest record is a withdrawal or there is none."""
-    latest = (
+    """When the patient's current, unbroken consent to ``scope`` began: the first grant after the
+    latest withdrawal (or ever); None when the latest record is a withdrawal or there is none."""
+    start: dt.datetime | None = None
+    records = (
         ConsentRecord.objects.filter(patient=patient, scope=scope)
         .order_by("-created_at", "-id")
         .values_list("granted", "created_at")
-        .first()
     )
-    return latest[1] if latest is not None and latest[0] else None
+    for granted, created_at in records.iterator(chunk_size=50):  # newest first
+        if not granted:
+            break
+        start = created_at
+    return start
 
 
 def consent_covers(*, patient: Any, scope: str, created_at: dt.datetime) -> bool:
@@ -300,19 +307,19 @@ def consent_period_start_subquery(*, scope: str, patient_ref: str = "patient_id"
     """:func:`consent_period_start` as a subquery of the outer row's patient (``patient_ref``),
     NULL without a current grant. ``.filter(created_at__gte=...)`` keeps the rows created in the
     current consent period (:func:`consent_covers`), in SQL, before any limit."""
-    latest = (
-        ConsentRecord.objects.filter(patient_id=OuterRef(patient_ref), scope=scope)
+    last_withdrawal = (
+        ConsentRecord.objects.filter(patient_id=OuterRef("patient_id"), scope=scope, granted=False)
         .order_by("-created_at", "-id")
-        .annotate(
-            period_start=Case(
-                When(granted=True, then=F("created_at")),
-                default=Value(None),
-                output_field=DateTimeField(),
-            )
-        )
-        .values("period_start")[:1]
+        .values("created_at")[:1]
     )
-    return Subquery(latest, output_field=DateTimeField())
+    first_grant_since = (
+        ConsentRecord.objects.filter(patient_id=OuterRef(patient_ref), scope=scope, granted=True)
+        .annotate(withdrawn_at=Subquery(last_withdrawal, output_field=DateTimeField()))
+        .filter(Q(withdrawn_at__isnull=True) | Q(created_at__gt=F("withdrawn_at")))
+        .order_by("created_at", "id")
+        .values("created_at")[:1]
+    )
+    return Subquery(first_grant_since, output_field=DateTimeField())
 
 
 def consent_require_any(*, patient: Any, scopes: list[str]) -> None:

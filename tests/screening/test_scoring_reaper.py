@@ -515,6 +515,40 @@ def test_a_regrant_does_not_score_what_was_sent_before_it(
     assert [str(a.diary_entry_id) for a in TextAnalysis.objects.all()] == [third]
 
 
+def test_accepting_a_newer_document_while_granted_keeps_earlier_entries_in_scope(
+    world: Any,
+    client_a: Any,
+    scorer: FakeScorer,
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A second grant (a newer consent document accepted while granted) continues the consent
+    period: a crisis entry lost to a broker outage a moment before it is still re-sent and
+    scored. Only a withdrawal ends a period."""
+    from privacy.consent import consent_document_publish
+
+    patient = world.patient_a
+    broker.up = False
+    lost = post_diary(client_a, django_capture_on_commit_callbacks)
+    broker.up = True
+    consent_document_publish(scope=ConsentScope.TEXT_ANALYSIS, version="2", text="Version 2.")
+    consent_change(
+        actor=Actor(user_id=patient.user_id, role="patient"),
+        patient=patient,
+        scope=ConsentScope.TEXT_ANALYSIS,
+        granted=True,
+        document_version="2",
+    )
+    cache.clear()
+    sent_before = len(broker.sent)
+    counts = scoring.scoring_jobs_reap(now=later(30))
+    assert counts["text"] == 1
+    assert broker.sent[sent_before] == ("text_scoring_batch", ["diary", lost], "gpu")
+    scoring.text_analyses_run_batch(jobs=[("diary", uuid.UUID(lost))])
+    assert TextAnalysis.objects.filter(diary_entry_id=lost).exists()
+    assert crisis_evidence(patient) == 1
+
+
 def test_a_regrant_does_not_score_a_transcript_of_a_video_sent_before_it(
     world: Any, scorer: FakeScorer, broker: Broker
 ) -> None:
