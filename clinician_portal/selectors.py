@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from clinician_portal.charts import Marker, MoodPoint
 from config.errors import NotFound, PermissionDenied
-from privacy.audit import Actor, access_record
+from privacy.audit import Actor, access_record, access_record_patients
 from privacy.breakglass import clinician_patient_access
 from privacy.choices import AccessOutcome, ConsentScope
 from privacy.consent import consent_has
@@ -381,14 +381,7 @@ def _list_read_record(
         ids = [pid for pid in ids if pid not in recent]
     with transaction.atomic():
         access_record(actor=actor, action=action, resource_type=resource_type)
-        for pid in ids:
-            access_record(
-                actor=actor,
-                action=action,
-                patient_id=pid,
-                resource_type="Patient",
-                resource_id=pid,
-            )
+        access_record_patients(actor=actor, action=action, patient_ids=ids)
 
 
 def alert_queue(

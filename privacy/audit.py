@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,65 @@ def access_record(
             hash=event.hash, updated_at=event.occurred_at
         )
     return event
+
+
+def access_record_patients(
+    *,
+    actor: Actor,
+    action: str,
+    patient_ids: Iterable[Any],
+    resource_type: str = "Patient",
+) -> int:
+    """Append one allowed event per patient (resource ``resource_type`` = the patient's id), in
+    the order given, as one batch: the head is locked and moved once and the events are inserted
+    together, so a page listing 50 patients costs a handful of queries instead of 50 appends.
+    The chain is the same as 50 :func:`access_record` calls would make (same values, same hashes
+    in sequence). Returns how many events were appended."""
+    ids = list(patient_ids)
+    if not ids:
+        return 0
+    common = {
+        "actor_id": actor.user_id,
+        "actor_role": _clip(actor.role, "actor_role"),
+        "action": _clip(action, "action"),
+        "outcome": AccessOutcome.ALLOWED,
+        "resource_type": _clip(resource_type, "resource_type"),
+        "request_id": _clip(current_request_id(), "request_id"),
+        "ip_address": actor.ip_address,
+    }
+    with transaction.atomic():
+        heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID)
+        if not heads.update(seq=F("seq") + len(ids)):
+            _chain_head_create()
+            heads.update(seq=F("seq") + len(ids))
+        last_seq, prev_hash = heads.values_list("seq", "hash").get()
+        occurred_at = timezone.now()
+        events = []
+        for offset, patient_id in enumerate(ids):
+            event = AccessEvent(
+                **common,
+                patient_id=patient_id,
+                resource_id=_clip(patient_id, "resource_id"),
+                status_code=None,
+                reason="",
+                purpose="",
+                break_glass=False,
+            )
+            event.seq = last_seq - len(ids) + 1 + offset
+            event.prev_hash = prev_hash
+            event.occurred_at = occurred_at
+            event.hash = chain.event_hash(chain_event_values(event), prev_hash)
+            prev_hash = event.hash
+            events.append(event)
+        # A raw insert, like access_record's save_base(raw=True): bulk_create would let
+        # auto_now_add replace the occurred_at that was hashed.
+        fields = [f for f in AccessEvent._meta.concrete_fields if not f.primary_key]
+        for start in range(0, len(events), 50):
+            AccessEvent._base_manager._insert(  # type: ignore[attr-defined]
+                events[start : start + 50], fields=fields, raw=True
+            )
+        heads.update(hash=prev_hash, updated_at=occurred_at)
+    return len(events)
 
 
 def access_denied_record(*, request: Any, view: Any, code: str, status: int) -> None:
