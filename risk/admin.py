@@ -1,6 +1,7 @@
 """Admin: a clinic's rule-set selection (threshold overrides) and escalation policy, both written
 through the services (validated and audited); alerts and the outbox read-only, without their
-encrypted content (reading evidence is the portal's job, where every read is an access event)."""
+encrypted content (reading evidence is the portal's job). Showing alerts or outbox messages in
+the admin is an access event like any read of patient data (``privacy.admin.PatientDataAdmin``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from privacy.admin import ReadOnlyAdmin
+from privacy.admin import PatientDataAdmin, ReadOnlyAdmin
 from privacy.audit import Actor
 from risk import models, services
 from risk.rules.loader import rule_sets
@@ -120,7 +121,7 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(models.Alert)
-class AlertAdmin(ReadOnlyAdmin):
+class AlertAdmin(PatientDataAdmin, ReadOnlyAdmin):
     list_display = (
         "id",
         "tier",
@@ -162,7 +163,9 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 @admin.register(models.OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdmin):
+class OutboxMessageAdmin(PatientDataAdmin, ReadOnlyAdmin):
+    patient_lookup = "alert__patient"
+
     list_display = (
         "created_at",
         "alert",

@@ -214,16 +214,18 @@ class EscalationPolicy(models.Model):
     )
     non_working_dates = models.JSONField(default=list, blank=True, validators=[validate_dates])
     chain = models.JSONField(default=default_chain, validators=[validate_chain])
+    # PROTECT: a clinician named here cannot be deleted; clearing the field is a policy change,
+    # recorded as such (PolicyChange). One who leaves is deactivated and escalation skips them.
     on_call = models.ForeignKey(
         "screening.Clinician",
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
         help_text="Paged with every red alert, and level 'on_call' of the chain.",
     )
     clinical_lead = models.ForeignKey(
-        "screening.Clinician", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "screening.Clinician", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     #: Tiers whose clinician notifications also go through the signed webhook (SMS / pager).
     page_tiers = models.JSONField(default=default_page_tiers, validators=[validate_tier_list])

@@ -7,16 +7,18 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from config.errors import LegalHold, PermissionDenied
+from privacy.admin import PatientDataAdmin
 from privacy.audit import Actor, client_ip
 from privacy.erasure import REASON_MAX_CHARS, erasure_actor, patient_erase
 from screening import models
-from screening.services.people import patient_update
+from screening.services.people import patient_create, patient_update
 
 
 class ErasureForm(forms.Form):
@@ -42,15 +44,33 @@ class OrganisationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "timezone", "default_locale")
 
 
+class _ClinicFixedAdmin(admin.ModelAdmin):
+    """The clinic of an existing row is read-only: patients' care teams and treating clinicians
+    must be of the patient's clinic (``patient_update``), and escalation treats one of another
+    clinic as nobody, so moving a team or a clinician would silently break every patient and
+    alert that refers to them."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "organisation") if obj is not None else fields
+
+
 @admin.register(models.CareTeam)
-class CareTeamAdmin(admin.ModelAdmin):
+class CareTeamAdmin(_ClinicFixedAdmin):
     list_display = ("name", "organisation")
     filter_horizontal = ("members",)
 
 
 @admin.register(models.Clinician)
-class ClinicianAdmin(admin.ModelAdmin):
+class ClinicianAdmin(_ClinicFixedAdmin):
+    """Clinicians are never deleted (alerts, transitions and escalation policies refer to them):
+    one who leaves is deactivated by clearing "active" on their user, and escalation then skips
+    them."""
+
     list_display = ("user", "organisation", "title")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(models.Auditor)
@@ -61,7 +81,7 @@ class AuditorAdmin(admin.ModelAdmin):
 class PatientAdminForm(forms.ModelForm):
     class Meta:
         model = models.Patient
-        fields = (
+        fields: tuple[str, ...] = (
             "user",
             "organisation",
             "care_team",
@@ -85,9 +105,51 @@ class PatientAdminForm(forms.ModelForm):
         return data
 
 
+class PatientAddForm(PatientAdminForm):
+    """A new patient gets a new login with the patient role (``patient_create``): an existing
+    account (a clinician's, an administrator's) can never become a patient."""
+
+    username = forms.CharField(
+        max_length=150,
+        help_text="The patient's new login. Letters, digits and @/./+/-/_ only.",
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Optional: without one the patient cannot log in until a password is set.",
+    )
+
+    class Meta(PatientAdminForm.Meta):
+        fields = (
+            "organisation",
+            "care_team",
+            "treating_clinician",
+            "timezone",
+            "locale",
+            "birth_year",
+        )
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        field = models.User._meta.get_field("username")
+        field.run_validators(username)
+        if models.User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("A user with that username already exists.")
+        return str(username)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data.get("password") or ""
+        if password:
+            password_validation.validate_password(password, models.User(role="patient"))
+        return password
+
+
 @admin.register(models.Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(PatientDataAdmin):
     form = PatientAdminForm
+    add_form = PatientAddForm
+    patient_lookup = "pk"
     list_display = (
         "pseudonym",
         "organisation",
@@ -110,6 +172,16 @@ class PatientAdmin(admin.ModelAdmin):
         "legal_hold",
         "erased_at",
     )
+    add_fields = (
+        "username",
+        "password",
+        "organisation",
+        "care_team",
+        "treating_clinician",
+        "timezone",
+        "locale",
+        "birth_year",
+    )
     readonly_fields = ("pseudonym", "erased_at")
     actions = ["erase_patients"]
 
@@ -117,13 +189,44 @@ class PatientAdmin(admin.ModelAdmin):
         # Patients are never deleted: they are erased, and the row stays as the tombstone.
         return False
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.add_fields if obj is None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        # The login of an existing patient is theirs for good.
+        return (*fields, "user") if obj is not None else fields
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = Actor.from_request(request)
         if not change:
-            super().save_model(request, obj, form, change)
+            # A login with the patient role, the patient's data key, then the record.
+            data = form.cleaned_data
+            patient = patient_create(
+                actor=actor,
+                organisation=data["organisation"],
+                treating_clinician=data["treating_clinician"],
+                care_team=data["care_team"],
+                username=data["username"],
+                password=data["password"] or None,
+                timezone=data["timezone"],
+                locale=data["locale"],
+                birth_year=data["birth_year"],
+            )
+            obj.pk, obj.user_id, obj.pseudonym = patient.pk, patient.user_id, patient.pseudonym
+            obj._state.adding = False
             return
-        # An edit goes through the service: a change of clinic moves the patient's active alerts
-        # to the new clinic in the same transaction (and restarts their escalation there).
-        patient_update(actor=Actor.from_request(request), patient=obj)
+        # An edit goes through the service: it records which fields changed, and a change of
+        # clinic moves the patient's active alerts to the new clinic in the same transaction
+        # (and restarts their escalation there).
+        patient_update(actor=actor, patient=obj)
 
     def has_erase_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.has_perm("screening.delete_patient"))
@@ -171,12 +274,21 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.VideoSubmission)
-class VideoSubmissionAdmin(admin.ModelAdmin):
+class VideoSubmissionAdmin(PatientDataAdmin):
+    """Read-only: deleting a submission would cascade to its analyses, leave its encrypted
+    file behind and record nothing (a patient's videos go by consent withdrawal or erasure)."""
+
     list_display = ("id", "patient", "status", "stage", "percent", "failure_reason", "created_at")
     list_filter = ("status", "stage")
     readonly_fields = [f.name for f in models.VideoSubmission._meta.fields]
 
     def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
         return False
 
 
@@ -201,21 +313,25 @@ class _ScoreAdmin(admin.ModelAdmin):
         return False
 
 
+class _PatientScoreAdmin(PatientDataAdmin, _ScoreAdmin):
+    """A patient's scores: every list and every row shown is an access event."""
+
+
 @admin.register(models.TextAnalysis)
-class TextAnalysisAdmin(_ScoreAdmin):
+class TextAnalysisAdmin(_PatientScoreAdmin):
     encrypted = ("evidence",)
     list_display = ("id", "patient", "source", "local_date", "crisis_category", "at_risk")
     list_filter = ("source", "crisis_category", "at_risk")
 
 
 @admin.register(models.MediaAnalysis)
-class MediaAnalysisAdmin(_ScoreAdmin):
+class MediaAnalysisAdmin(_PatientScoreAdmin):
     encrypted = ("transcript",)
     list_display = ("id", "patient", "video", "local_date", "distress")
 
 
 @admin.register(models.DailyMoodScore)
-class DailyMoodScoreAdmin(_ScoreAdmin):
+class DailyMoodScoreAdmin(_PatientScoreAdmin):
     list_display = ("patient", "local_date", "score", "confidence", "abstained", "fusion_version")
     list_filter = ("abstained", "fusion_version")
 

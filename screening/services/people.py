@@ -6,9 +6,10 @@ import uuid
 
 from django.db import transaction
 
-from privacy.audit import Actor
+from privacy.audit import Actor, access_record
 from privacy.choices import Role
 from privacy.datakeys import patient_key_create
+from privacy.fields import EncryptedTextField
 from risk.intake import patient_transferred
 from screening.models import (
     Auditor,
@@ -84,8 +85,11 @@ def patient_create(
     timezone: str = "UTC",
     locale: str = "en-US",
     birth_year: int | None = None,
+    actor: Actor | None = None,
 ) -> Patient:
-    """A patient gets a login, a data key (before any encrypted field is written) and a record."""
+    """A patient gets a login, a data key (before any encrypted field is written) and a record.
+    With an ``actor`` (a person creating the patient, e.g. in the admin) the creation is recorded
+    as the access event ``patient.create``."""
     if care_team.organisation_id != organisation.pk:
         raise ValueError("care team belongs to another clinic")
     if treating_clinician.organisation_id != organisation.pk:
@@ -106,7 +110,25 @@ def patient_create(
     )
     patient.full_clean(exclude=["user", "display_name"])
     patient.save()
+    if actor is not None:
+        access_record(
+            actor=actor,
+            action="patient.create",
+            patient_id=patient.pk,
+            resource_type="Patient",
+            resource_id=patient.pk,
+        )
     return patient
+
+
+def _patient_audited_fields() -> dict[str, str]:
+    """Field name -> column attribute of what ``patient_update`` records a change of: all but the
+    key and the encrypted fields (comparing those would decrypt them)."""
+    return {
+        field.name: field.attname
+        for field in Patient._meta.concrete_fields
+        if not field.primary_key and not isinstance(field, EncryptedTextField)
+    }
 
 
 @transaction.atomic
@@ -114,19 +136,39 @@ def patient_update(*, actor: Actor, patient: Patient) -> Patient:
     """Save an existing patient's edited record (the admin's form). The care team and treating
     clinician must be of the patient's clinic. If the clinic changed, the patient's active alerts
     follow them to the new clinic in the same transaction (``risk.intake.patient_transferred``:
-    re-assigned, recorded, escalated there), so the clinic notified is the one that may act."""
+    re-assigned, recorded, escalated there), so the clinic notified is the one that may act.
+
+    Any change is recorded as the access event ``patient.update`` naming the fields that changed
+    (names only, never values); setting or releasing the legal hold is recorded on its own as
+    ``patient.legal_hold_set`` / ``patient.legal_hold_release``."""
     if patient.care_team.organisation_id != patient.organisation_id:
         raise ValueError("care team belongs to another clinic")
     if patient.treating_clinician.organisation_id != patient.organisation_id:
         raise ValueError("clinician belongs to another clinic")
+    audited = _patient_audited_fields()
     previous = (
-        Patient.objects.select_for_update()
-        .filter(pk=patient.pk)
-        .values_list("organisation_id", flat=True)
-        .get()
+        Patient.objects.select_for_update().filter(pk=patient.pk).values(*audited.values()).get()
     )
     patient.save()
-    if previous != patient.organisation_id:
+    changed = [name for name, attr in audited.items() if previous[attr] != getattr(patient, attr)]
+    if changed:
+        access_record(
+            actor=actor,
+            action="patient.update",
+            patient_id=patient.pk,
+            resource_type="Patient",
+            resource_id=patient.pk,
+            purpose=f"fields: {', '.join(changed)}",
+        )
+    if "legal_hold" in changed:
+        access_record(
+            actor=actor,
+            action="patient.legal_hold_set" if patient.legal_hold else "patient.legal_hold_release",
+            patient_id=patient.pk,
+            resource_type="Patient",
+            resource_id=patient.pk,
+        )
+    if previous["organisation_id"] != patient.organisation_id:
         patient_transferred(actor=actor, patient=patient)
     return patient
 

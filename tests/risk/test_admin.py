@@ -165,3 +165,36 @@ def test_an_admin_policy_change_is_recorded_and_shown_to_auditors(rw, admin_clie
     page = client.get(f"/admin/risk/policychange/{change.pk}/change/")
     assert page.status_code == 200 and b"red_ack_minutes" in page.content
     assert client.get(f"/admin/risk/escalationpolicy/{rw.policy.pk}/delete/").status_code == 403
+
+
+def test_a_clinician_named_in_the_policy_cannot_be_deleted(rw, admin_client):
+    from django.db.models import ProtectedError
+
+    from risk.models import PolicyChange
+
+    client, _ = admin_client
+    for clinician in (rw.on_call, rw.lead):
+        url = f"/admin/screening/clinician/{clinician.pk}/delete/"
+        assert client.get(url).status_code == 403
+        assert client.post(url, {"post": "yes"}).status_code == 403
+        # No other path clears the policy silently either: a clinician it names is protected.
+        with pytest.raises(ProtectedError):
+            clinician.delete()
+    policy = EscalationPolicy.objects.get(pk=rw.policy.pk)
+    assert (policy.on_call_id, policy.clinical_lead_id) == (rw.on_call.pk, rw.lead.pk)
+    assert not PolicyChange.objects.exists()
+
+
+def test_alerts_shown_in_the_admin_are_access_events(rw, admin_client):
+    client, user = admin_client
+    submit_phq9(rw.patient, phq9(3, 1))
+    alert = Alert.objects.get()
+    assert client.get(f"/admin/risk/alert/{alert.pk}/change/").status_code == 200
+    [view] = AccessEvent.objects.filter(action="admin.alert.view")
+    assert (view.actor_id, view.patient_id) == (user.pk, rw.patient.pk)
+    assert (view.resource_type, view.resource_id) == ("Alert", str(alert.pk))
+    assert client.get("/admin/risk/alert/").status_code == 200
+    [listed] = AccessEvent.objects.filter(action="admin.alert.list")
+    assert listed.patient_id == rw.patient.pk  # the only alert shown is this patient's
+    assert client.get("/admin/risk/outboxmessage/").status_code == 200
+    assert AccessEvent.objects.filter(action="admin.outboxmessage.list", actor=user).exists()
