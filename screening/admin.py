@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from config.errors import LegalHold, PermissionDenied
 from privacy.admin import PatientDataAdmin
 from privacy.audit import Actor, client_ip
+from privacy.choices import Role
 from privacy.erasure import REASON_MAX_CHARS, erasure_actor, patient_erase
 from screening import models
 from screening.services.people import patient_create, patient_update
@@ -55,18 +56,75 @@ class _ClinicFixedAdmin(admin.ModelAdmin):
         return (*fields, "organisation") if obj is not None else fields
 
 
+class CareTeamForm(forms.ModelForm):
+    class Meta:
+        model = models.CareTeam
+        fields = ("organisation", "name", "members")
+
+    def clean(self) -> dict[str, Any]:
+        """Members are clinicians of the team's clinic: escalation reaches a care team through
+        its members, and one of another clinic may not see or handle this clinic's alerts."""
+        data = super().clean() or {}
+        organisation = data.get("organisation") or getattr(self.instance, "organisation", None)
+        members = data.get("members")
+        if organisation is not None and members is not None:
+            foreign = [m for m in members if m.organisation_id != organisation.pk]
+            if foreign:
+                self.add_error("members", "Every member must be a clinician of the team's clinic.")
+        return data
+
+
 @admin.register(models.CareTeam)
 class CareTeamAdmin(_ClinicFixedAdmin):
+    form = CareTeamForm
     list_display = ("name", "organisation")
     filter_horizontal = ("members",)
 
 
+def _staff_user_field(form: forms.ModelForm, role: str) -> None:
+    """A staff record's login: an account of that role that is nobody's yet (not a patient's,
+    not another clinician's or auditor's). Once the record exists its login is read-only."""
+    field = form.fields.get("user")
+    if field is None:
+        return
+    field.queryset = models.User.objects.filter(  # type: ignore[attr-defined]
+        role=role, patient__isnull=True, clinician__isnull=True, auditor__isnull=True
+    ).order_by("username")
+
+
+class ClinicianForm(forms.ModelForm):
+    class Meta:
+        model = models.Clinician
+        fields = ("user", "organisation", "title")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _staff_user_field(self, Role.CLINICIAN)
+
+
+class AuditorForm(forms.ModelForm):
+    class Meta:
+        model = models.Auditor
+        fields = ("user", "organisation")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _staff_user_field(self, Role.AUDITOR)
+
+
+class _StaffLoginFixedAdmin(_ClinicFixedAdmin):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "user") if obj is not None else fields
+
+
 @admin.register(models.Clinician)
-class ClinicianAdmin(_ClinicFixedAdmin):
+class ClinicianAdmin(_StaffLoginFixedAdmin):
     """Clinicians are never deleted (alerts, transitions and escalation policies refer to them):
     one who leaves is deactivated by clearing "active" on their user, and escalation then skips
-    them."""
+    them. A clinician's login is a clinician-role account that is nobody else's."""
 
+    form = ClinicianForm
     list_display = ("user", "organisation", "title")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -74,7 +132,11 @@ class ClinicianAdmin(_ClinicFixedAdmin):
 
 
 @admin.register(models.Auditor)
-class AuditorAdmin(admin.ModelAdmin):
+class AuditorAdmin(_StaffLoginFixedAdmin):
+    """An auditor's login is an auditor-role account that is nobody else's; their clinic (whose
+    logs they review) is fixed once created."""
+
+    form = AuditorForm
     list_display = ("user", "organisation")
 
 

@@ -282,3 +282,34 @@ def test_a_video_submission_is_read_only_and_cannot_be_deleted(world, staff, adm
     assert admin_client.get(f"{url}change/").status_code == 200
     [view] = _events("admin.videosubmission.view")
     assert (view.actor_id, view.patient_id) == (staff.pk, world.patient_a.pk)
+
+
+def test_a_care_team_takes_members_of_its_own_clinic_only(world: Any, admin_client: Client) -> None:
+    team = CareTeam.objects.get(pk=world.patient_a.care_team_id)
+    outsider = make_clinician(team=CareTeamFactory(organisation=OrganisationFactory()))
+    url = f"/admin/screening/careteam/{team.pk}/change/"
+    members = [m.pk for m in team.members.all()]
+    response = admin_client.post(url, {"name": team.name, "members": [*members, outsider.pk]})
+    assert response.status_code == 200  # the form again, with the error
+    assert b"Every member must be a clinician of the team" in response.content
+    assert outsider not in team.members.all()
+    ok = admin_client.post(url, {"name": team.name, "members": members})
+    assert ok.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [("clinician", "clinician"), ("auditor", "auditor")],
+    ids=["clinician", "auditor"],
+)
+def test_a_staff_record_takes_a_free_login_of_its_role_only(
+    world: Any, admin_client: Client, path: str, role: str
+) -> None:
+    free = User.objects.create_user(username=f"free-{role}", password="x" * 16, role=role)
+    wrong_role = User.objects.create_user(username=f"free-other-{role}", password="x" * 16)
+    response = admin_client.get(f"/admin/screening/{path}/add/")
+    choices = {c.pk for c in response.context["adminform"].form.fields["user"].queryset}
+    assert free.pk in choices
+    assert wrong_role.pk not in choices
+    assert world.patient_a.user_id not in choices  # a patient's login
+    assert world.clinician.user_id not in choices  # already someone's
