@@ -37,7 +37,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.3.1"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.4.0"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -178,7 +178,12 @@ _FRAGMENTS: dict[str, str] = {
         r"|craving|desire|(?<!heart\x20and\x20)hope|hoping|pray|praying)"
     ),
     "TODIE": r"(?:to |ta |2 )",
-    "DIE": r"(?:die+|d1e|be dead|b dead|be ded|not exist|stop existing|cease to exist)",
+    "DIE": r"(?:die+|d1e|{DYE}|be dead|b dead|be ded|not exist|stop existing|cease to exist)",
+    # 1.4.0: "wanna dye" misspelt, only where nothing is being dyed (clause end, "anymore", "lol")
+    "DYE": (
+        r"dye(?= ?(?:[.!,;:\n]|$| {ANYMORE}| already| so bad| rn| tbh| fr| lol| honestly"
+        r"| tonight| today| now| please| ngl))"
+    ),
     "KILL": r"(?:k[i1]ll?|murder|unalive|un alive)(?:s|ed|ing|in'?)?",
     "GOING": (
         r"(?:going to|goin to|gonna|gunna|gona|about to|bout to|i will|i'll|ill|i shall"
@@ -204,6 +209,8 @@ _FRAGMENTS: dict[str, str] = {
     "THOUGHT": (
         r"(?:thinking about|thinking of|thinkin about|think about|thought about|thought of"
         r"|thoughts of|thoughts about|considering|contemplating|fantasi[sz]ing about"
+        r"|fantasi[sz]e about|fantasi[sz]ed about|daydream about|daydreaming about"
+        r"|daydreamed about"
         r"|dreaming about|dream about|obsessing over|obsessed with|urge to|urges to|tempted to"
         r"|planning on|imagining|keep thinking about|can't stop thinking about"
         r"|cant stop thinking about)"
@@ -225,6 +232,28 @@ _FRAGMENTS: dict[str, str] = {
     # gap words between an act and its timing; never across a conjunction
     "GAP": r"(?: (?!(?:but|and|because|so|though|although|yet|or)(?![a-z0-9]))\w+){0,4}",
     "ANYMORE": r"(?:any ?more|no more|any longer|no longer|nemore)",
+    # 1.4.0: "OD on chocolate / netflix": one list for every overdose pattern
+    "ODNOT": (
+        r"(?! (?:on|with) (?:caffeine|coffee|sugar|chocolate|candy|sweets|energy drinks|netflix"
+        r"|tv|anime|memes|cuteness|love|pizza|cake|cookies|ice cream|junk food|carbs|food|music"
+        r"|k ?pop|christmas|sunshine|content|tiktok|youtube|games|gaming|cheese|snacks))"
+    ),
+    # 1.4.0: "suicide" used as a verb ("i will suicide"), never a noun phrase ("suicide rates")
+    "SUICIDEVERB": (
+        r"{SUICIDE}(?! (?:prevention|hotline|line|awareness|squad|rates?|watch|forest|notes?"
+        r"|attempts?|risk|ideation|thoughts|training|walk|class|talks?|group|support|meeting"
+        r"|seminar|survivors?|loss|bereavement|research|statistics|stats|is|was|has|bombers?"
+        r"|bombing|mission|run|counsel\w*|screening|assessment|course|module|documentary"
+        r"|stor(?:y|ies)|cases?|victims?|and|or))"
+    ),
+    # 1.4.0: a large number of tablets taken ("took 40 tylenol"); not "all my pills" (adherence)
+    # and not a dose ("50 mg")
+    "AMOUNT": (
+        r"(?:\d{2,4}(?! ?(?:mg|ml|mcg|milligrams?|micrograms?|g|iu|units?|mins?|minutes?)"
+        r"(?![a-z]))|twenty|thirty|forty|fifty|sixty|a hundred|hundred|too many|way too many"
+        r"|so many|a handful of|handfuls of|a bunch of|(?:the|a|an|my) (?:whole |full |entire )?"
+        r"(?:bottle|box|pack|packet|strip|stash)s? of|the whole|an entire)"
+    ),
     "NOTWAKE": r"(?:not|never|nvr) (?:to )?(?:wake|waking|wakin) (?:up|again)",
     "CLAUSE_END": (
         r"(?= ?(?:[.!?,;:)\n\"]|$| {ANYMORE}| either| at all| like this| this way| this life"
@@ -283,7 +312,7 @@ _DI = "distress"
 _ACT = (
     r"(?:{KILL} {SELFANY}|kms|take {POSS} (?:own )?life|end {POSS} (?:own )?life|end it all"
     r"|commit {SUICIDE}|hang {SELFANY}|shoot {SELFANY}|slit {POSS} (?:wrists?|throat)"
-    r"|overdose|od|o\.d\.?|jump (?:off|from|in front of) (?:a|the|this|that) (?:\w+ )?"
+    r"|(?:overdose|od|o\.d\.?){ODNOT}|jump (?:off|from|in front of) (?:a|the|this|that) (?:\w+ )?"
     r"(?:bridge|building|roof|train|cliff|balcony|ledge|overpass|tower|car|bus)|unalive {SELFANY}"
     r"|off {SELFANY}|ctb|end it(?! with))"
 )
@@ -298,10 +327,11 @@ _METHOD = (
     r" |his |her |mom's |mums |dad's )?(?:\w+ )?{PILLS}(?! (?:as prescribed|with (?:food"
     r"|breakfast|lunch|dinner|a meal|meals|water like)|on time|every|each|daily|like (?:the|my)"
     r" (?:doctor|gp|psychiatrist)|for (?:my|the) (?:cold|headache|flu|pain)))"
+    r"|(?:swallow|swallowing) (?:them all|all of them|these all|all of these|the lot|every"
+    r" (?:last |single )?one of them)"
     r"|(?:swallow|swallowing|take|taking|down|downing) (?:the|a|my) (?:whole |entire )?(?:bottle"
     r"|box|pack|packet|stash)(?! of (?:water|wine|juice|soda|coke|milk|beer|vodka|chips|cereal))"
-    r"|(?:overdose|overdosing|od|od'?ing|o\.d\.?)(?! (?:on|with) (?:caffeine|coffee|sugar"
-    r"|chocolate|candy|netflix|anime))"
+    r"|(?:overdose|overdosing|od|od'?ing|o\.d\.?){ODNOT}"
     r"|(?:jump|jumping|leap|leaping|throw myself|throwing myself) (?:off|from) (?:a |the |this"
     r" |that |my |our |some )?(?:\w+ )?(?:bridge|roof|rooftop|building|balcony|cliff|ledge"
     r"|overpass|tower|car park|parking garage|multi storey|window)(?! (?:into (?:the |a )?(?:pool"
@@ -328,13 +358,19 @@ _METHOD = (
     r"|engine)(?: running)? (?:\w+ ){0,3}in the (?:closed |shut |locked )?garage)"
 )
 
+# 1.4.0: one's own death as a point in time ("after I'm dead", "once I've passed away")
+_DEAD_ME = (
+    r"dead|no longer here|not here any ?more|not around any ?more|passed|passed away|died"
+    r"|not alive"
+)
+
 RULES: tuple[Rule, ...] = (
     # ---- imminent intent: stated intent, with timing, or an act in progress -----------------
     Rule(
         "imminent_intent.intent",
         _II,
         r"(?<!was\x20)(?<!were\x20)(?<!wasn't\x20)(?<!wasnt\x20)(?<!not\x20)(?<!never\x20)"
-        r"{GOING} {ADV}(?:try to |try and )?" + _ACT,
+        r"{GOING} {ADV}(?:try to |try and )?(?:" + _ACT + r"|{SUICIDEVERB})",
         past_category=_AI,
     ),
     Rule(
@@ -354,7 +390,8 @@ RULES: tuple[Rule, ...] = (
         "imminent_intent.do_it",
         _II,
         r"(?<!was\x20)(?<!were\x20)(?:{GOING}|finally) {ADV}(?:do it|go through with it|end it"
-        r"|do this|end this)(?! with)",
+        r"|do this|end this)(?! with)|(?:i'm|im|i am) {ADV}(?:doing it|doing this|going through"
+        r" with it){GAP} {TIMING}",
         past_category=_AI,
         anchor=True,
     ),
@@ -421,6 +458,33 @@ RULES: tuple[Rule, ...] = (
         r"{ADV}" + _METHOD,
         past_category=_AI,
     ),
+    # 1.4.0: not being alive by a near time ("I won't be alive tomorrow"); "around/here" stay
+    # the anchored/active rules (a trip also keeps one away tomorrow)
+    Rule(
+        "imminent_intent.not_alive_by",
+        _II,
+        r"(?:won't|wont|will not|not going to|not gonna|won't even|wont even) (?:still )?(?:be"
+        r" alive|be breathing|live to see|live past|live through|make it past) (?:tomorrow|tmrw"
+        r"|tonight|the night|past tonight|through the night|by tomorrow|by morning|by the"
+        r" morning|by the weekend|this time tomorrow|the weekend|next week|after tonight"
+        r"|until morning|till morning|the morning|sunrise|dawn)(?!'s)",
+        self_negating=True,
+    ),
+    # 1.4.0: at a height and a stated intent to jump ("I'm standing on the bridge and I'm going
+    # to jump"); the location alone stays the anchored imminent_intent.on_the_edge
+    Rule(
+        "imminent_intent.edge_jump",
+        _II,
+        r"(?:i'm|im|i am) (?:(?:standing|sitting|up|stood|sat|here|right here) )?(?:on|at)"
+        r" (?:the|a|this|top of the|the top of the|the top of a|the edge of the|the edge of a)"
+        r" (?:\w+ )?"
+        r"(?:edge|ledge|bridge|roof|rooftop|tracks|railway|train tracks|cliff|balcony|overpass"
+        r"|building|parking garage|car park)(?! of (?:the |my )?(?:pool|bed|seat|chair|sofa|couch"
+        r"|stage|table|bath|bathtub))(?: \w+){0,8} (?:{GOING}|want to|wanna|ready to|i'm gonna"
+        r"|im gonna|i'm going to|im going to) {ADV}(?:jump|let go|step off)(?! (?:in|into|right"
+        r" in|on|up|around|for joy|rope|the queue|the line|ship|on the bandwagon|over|across"
+        r"|ahead|back))",
+    ),
     Rule(
         "imminent_intent.recent_attempt",
         _II,
@@ -449,9 +513,12 @@ RULES: tuple[Rule, ...] = (
         r"(?:bought|buy|buying|ordered|order|ordering|purchased|got|get|getting|found|have"
         r"|i've got|ive got|got hold of|stole|steal) (?:a |an |some |the |myself a |enough )?"
         r"(?:length of |new |sharp )?(?:rope|noose|razor blades?|box cutter|charcoal|helium"
-        r"|exit bag|nitrogen tank|cyanide|rat poison|antifreeze)(?! (?:for|to) (?:camping"
-        r"|climbing|work|the garden|cook|cooking|bbq|barbecue|balloons|the party|tie|pull|shave"
-        r"|fix))",
+        r"|exit bag|nitrogen tank|cyanide|rat poison|antifreeze|poison(?= ?(?:[.!?,;\n]|$"
+        r"| already| ready| to (?:die|end|kill|take|drink|swallow)| in my| at home| for (?:myself"
+        r"|me|when|to die))))(?! (?:for|to) (?:the |a |my |our |his |her |this |that |some )?"
+        r"(?:\w+ )?(?:camping|climbing|work|garden|cook|cooking|bbq|barbecue|balloons|party|tie"
+        r"|pull|shave|fix|trip|hike|hiking|boat|sailing|tent|gym|dog|swing|yard|crafts?|project"
+        r"|class|shed|rats?|mice|slugs|weeds|pests|grill|fire|kite|birthday))",
         past_category=_AI,
     ),
     Rule(
@@ -499,17 +566,23 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "plan.giving_away",
         _PL,
-        r"(?:giving|gave|given|give) (?:away )?(?:all )?(?:of )?(?:my )?(?:stuff|things|belongings"
-        r"|possessions|everything i own|prized possessions) away|(?:giving|gave|given|give) away"
-        r" (?:all )?(?:of )?(?:my )?(?:stuff|things|belongings|possessions|everything i own"
-        r"|prized possessions)",
+        r"(?:(?:giving|gave|given|give) (?:away )?(?:all |most |some |half |a lot |lots )?(?:of )?"
+        r"(?:my )?(?:stuff|things|belongings|possessions|everything i own|prized possessions)"
+        r" away|(?:giving|gave|given|give) away (?:all |most |some |half |a lot |lots )?(?:of )?"
+        r"(?:my )?(?:stuff|things|belongings|possessions|everything i own|prized possessions))"
+        r"(?!(?: \w+){0,3} (?:to charity|to the charity shop|to goodwill|before (?:i |we )?(?:move"
+        r"|moving|the move|leaving|emigrating)|because (?:i'm|im|we're|were|i am|we are) moving"
+        r"|for the move|when (?:i|we) moved))",
         past_category=_AI,
     ),
     Rule(
         "plan.goodbyes",
         _PL,
-        r"(?:saying|said|say|sayin) (?:my )?(?:last |final )?goodbyes|(?:my|a|the) (?:last|final)"
-        r" goodbyes?|this is (?:my )?goodbye|goodbye (?:forever|cruel world)",
+        r"(?:(?:saying|said|say|sayin) (?:my )?(?:last |final )?goodbyes|(?:my|a|the) (?:last"
+        r"|final) goodbyes?)(?!(?: \w+){0,5} (?:move|moving|leave for|leaving for|flight|fly"
+        r"|flying|trip|holiday|vacation|graduation|graduate|graduating|new job|airport|abroad"
+        r"|semester|exchange|deployment|deploy|retire|retirement|emigrate|emigrating))"
+        r"|this is (?:my )?goodbye|goodbye (?:forever|cruel world)",
         past_category=_AI,
     ),
     Rule(
@@ -519,6 +592,40 @@ RULES: tuple[Rule, ...] = (
         r"|my family|my friends)|(?:won't|wont|will not) (?:see|talk to) (?:you|u) (?:again|ever"
         r" again)",
         anchor=True,
+        past_category=_AI,
+    ),
+    # 1.4.0: an arrangement made for after one's death: a pet or belongings given away, letters or
+    # messages left "for when I'm gone" ("I gave my dog to my sister so she's looked after when
+    # I'm gone"), or anything arranged "for after I'm dead". Other arrangements "for when I'm
+    # gone" are trips ("I left instructions for the plants for when I'm gone") and stay out, as
+    # does "gone" with a duration or place after it ("when I'm gone for the weekend").
+    Rule(
+        "plan.after_im_gone",
+        _PL,
+        r"(?:(?:gave|given|giving|give|rehomed|rehoming|rehome|signed over|signing over"
+        r"|transferred|transferring|donated|donating|(?:wrote|written|writing|write|left|leaving"
+        r"|leave|recorded|recording|scheduled|scheduling|finished|hid|hidden|put|putting)(?: \w+)"
+        r"{0,3} (?:letters?|notes?|messages?|emails?|videos?|recordings?)(?:,? \w+){0,10})(?:,?"
+        r" \w+){0,14},?"
+        r" (?:when|after|once|for when|for after) (?:i'm|im|i am|i've|ive|i have|i'll be|ill be"
+        r"|i will be) (?:gone|" + _DEAD_ME + r")|(?:left|leaving|leave|wrote|written|writing|write"
+        r"|sorted|sorting|arranged|arranging|set up|setting up|made sure|making sure|scheduled"
+        r"|scheduling|schedule|finished|updated|updating|put|putting|signed|signing|prepared"
+        r"|preparing|planned|planning|recorded|recording|hid|hidden)(?:,? \w+){0,14},? (?:when"
+        r"|after|once|for when|for after) (?:i'm|im|i am|i've|ive|i have|i'll be|ill be|i will"
+        r" be) (?:" + _DEAD_ME + r"))(?! (?:for|on|to|at|from|in|over|this|next|during|until|till"
+        r"|a|the|two|three|\d+)(?![a-z0-9]))",
+        past_category=_AI,
+    ),
+    # 1.4.0: a chosen method or place stated as done ("I've picked the bridge."): clause-final or
+    # followed by what it is for; "I've picked the bridge for our photos" is not a plan
+    Rule(
+        "plan.chose_method",
+        _PL,
+        r"(?:i've|ive|i have|i|i've already|ive already|i already|already) (?:picked|chosen|chose"
+        r"|decided on|settled on) (?:the|a|my) (?:bridge|building|method|rope|cliff|tree"
+        r"|overpass|tracks|pills|gun)(?= ?(?:[.!?;\n]|$)| (?:to|i'll|ill|i will|i'm going to"
+        r"|im going to|i'm gonna|im gonna|i want to) (?:use|jump|do it|die|end it|hang|take))",
         past_category=_AI,
     ),
     Rule(
@@ -569,8 +676,10 @@ RULES: tuple[Rule, ...] = (
         _PL,
         r"(?:i know|i've figured out|ive figured out|i figured out|i've worked out|i worked out"
         r"|i've decided|ive decided|i decided|i've chosen|i chose) (?:exactly )?(?:how|where|when"
-        r"|which way) (?:i'm|im|i am|i'll|ill|i will|i'd|id|i would|i want|to|i'm going|im gonna"
-        r"|i'm gonna) (?:going to |gonna |to )?(?:" + _ACT + r"|do it|die)",
+        r"|which way|which (?:\w+ )?(?:bridge|building|roof|cliff|method|pills|tracks|train|rope"
+        r"|gun|tree|overpass)) (?:i'm|im|i am|i'll|ill|i will|i'd|id|i would|i want|to|i'm going"
+        r"|im gonna|i'm gonna) (?:going to |gonna |to )?(?:" + _ACT + r"|do it|die|(?:jump|hang"
+        r" myself)(?: off| from| in front of)?(?: it| there)?{CLAUSE_END})",
         past_category=_AI,
     ),
     Rule(
@@ -589,7 +698,12 @@ RULES: tuple[Rule, ...] = (
         r" (?:myself|yourself|oneself|urself|my self|your self)|kms|commit {SUICIDE}|{SUICIDE}"
         r"|die painlessly|die quickly|die fast|die in my sleep|hang (?:myself|yourself|oneself)"
         r"|tie a noose|overdose|od|end (?:my|your|one's) life"
-        r"|take (?:my|your|one's) (?:own )?life)",
+        r"|take (?:my|your|one's) (?:own )?life)|(?:research|researching|researched|looked up"
+        r"|looking up|look up|googled|googling|google|searched|searching|search|read up on"
+        r"|reading up on|reading about|read about) (?:\w+ ){0,2}(?:{SUICIDE}|overdose|hanging"
+        r"|lethal|painless) (?:methods?|techniques?|options)(?! for (?:my|a|the|our|an) (?:\w+ )?"
+        r"(?:exam|class|essay|paper|assignment|thesis|course|project|lecture|book|novel|story"
+        r"|research|work|job|article|dissertation|module))",
         past_category=_AI,
         generic_you=True,
     ),
@@ -641,15 +755,31 @@ RULES: tuple[Rule, ...] = (
         _AI,
         r"(?:{SUICIDE}|{SUICIDAL}) attempts?|attempts? (?:at|of) {SUICIDE}|attempts? on {POSS}"
         r" (?:own )?life|survived (?:a |my |an |two |three |multiple |several )?(?:{SUICIDE} )?"
-        r"attempts?|(?:after|since) my (?:{SUICIDE} )?(?:attempt|overdose|od)",
+        r"attempts?|(?:after|since) my (?:{SUICIDE} )?(?:attempt|overdose|od)|(?:i've|ive|i have"
+        r"|i had|i'd) (?:already |also |actually |even |previously |both )?attempted (?:before"
+        r"|once|twice|three times|\d+ times|several times|multiple times|many times|a few times"
+        r"|in the past)(?: (?:before|in the past|already))?(?:(?! (?:to|at|the|a|an|this|that|it"
+        r"|these|those|some|before|once|twice|in)(?![a-z0-9]))"
+        r"| (?:to )?(?:kill|end|take my|die|commit|suicide|overdose|hang|od|off)(?![a-z0-9]))",
         recent_category=_II,
     ),
     Rule(
         "active_ideation.overdosed",
         _AI,
-        r"(?:overdosed|od'd|od'?ed|took an overdose|had an overdose)(?! (?:on|with) (?:caffeine"
-        r"|coffee|sugar|chocolate|candy|sweets|energy drinks|netflix|tv|anime|memes|cuteness"
-        r"|love))",
+        r"(?:overdosed|od'd|od'?ed|took an overdose|had an overdose){ODNOT}",
+        recent_category=_II,
+    ),
+    # 1.4.0: "I took 40 tylenol": an overdose taken (a past attempt), imminent with a recent cue
+    # ("an hour ago"); "all my pills" and doses ("50 mg") are adherence and stay out
+    Rule(
+        "active_ideation.took_amount",
+        _AI,
+        r"(?:i|i've|ive|i have|i had) {ADV}(?:took|taken|swallowed|downed) {AMOUNT} (?:of )?(?:my"
+        r" |the |these |those |his |her |mom's |mums |dad's )?(?:\w+ )?{PILLS}(?! (?:(?:today"
+        r"|this morning|tonight|yesterday|daily|a day|each day|every day|on time) )?(?:as"
+        r" prescribed|as directed|like (?:the|my) (?:doctor|gp|psychiatrist|pharmacist)|with"
+        r" (?:food|breakfast|lunch|dinner|water|a meal)|on time|for (?:my|the|a) (?:cold|headache"
+        r"|flu|pain|infection|back|migraine|period|cramps)))",
         recent_category=_II,
     ),
     Rule(
@@ -718,7 +848,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "active_ideation.commit_suicide",
         _AI,
-        r"(?:commit|commits|committing|committed|comit|commiting) {SUICIDE}|(?:wanna|gonna"
+        r"(?:commit|commits|committing|committed|comit|commiting) {SUICIDE}|(?:thinking|think"
+        r"|thought|want|wanna|going|plan|planning|decided|try|trying|will|i'll|gonna) (?:to )?(?:do"
+        r"|make) {SUICIDEVERB}|(?:wanna|gonna"
         r"|want to|going to|i will|i'll|might|should|will) {SUICIDE}(?! (?:prevention|hotline"
         r"|line|awareness|squad|rates?|watch|forest|note|notes|attempt|attempts|risk))",
         past_category=_DI,
@@ -743,7 +875,11 @@ RULES: tuple[Rule, ...] = (
         _AI,
         r"{THOUGHT} {ADV}(?:{SUICIDE}|(?:killing|kiling|ending|unaliving|offing) {SELFANY}"
         r"|taking {POSS} (?:own )?life|ending {POSS} (?:own )?life|ending it(?: all)?|ending"
-        r" everything|dying by {SUICIDE}|hanging {SELFANY})|{SUICIDE} (?:is|seems|feels like)"
+        r" everything|dying by {SUICIDE}|hanging {SELFANY})|(?:{SUICIDE}|killing {SELF}|ending my"
+        r" (?:own )?life|ending it all) (?:is|'s|has been|keeps being|was|stays) (?:always"
+        r" |constantly |still |just |all )?(?:on my mind|in my head|in my thoughts|all i (?:can )?"
+        r"think about)|all i (?:can |ever )?think about is (?:{SUICIDE}|killing {SELF}|ending my"
+        r" (?:own )?life)|{SUICIDE} (?:is|seems|feels like)"
         r" (?!never |not |no )(?:\w+ )?(?:the only|my only|the best|the answer|the way out"
         r"|an option|my option|the solution|the easy way out|my way out)|(?:{SUICIDE}|{SUICIDAL})"
         r" (?:thoughts|ideation"
@@ -754,7 +890,10 @@ RULES: tuple[Rule, ...] = (
         "active_ideation.ctb",
         _AI,
         r"(?:want|wanna|going|gonna|plan|planning|ready|decided|thinking|think|thought|will|to"
-        r"|should|about|could|might) (?:to |about |of |on )?(?:just )?ctb",
+        r"|should|about|could|might) (?:to |about |of |on )?(?:just )?ctb|(?:want to|wanna|thinking"
+        r" about|thinking of|ready to|going to|gonna|decided to|time to|planning to|plan to|need"
+        r" to) (?:just )?catch(?:ing)? the bus (?:for good|forever|permanently|once and for all)"
+        r"(?! (?:now|since|because|as|after|when))",
         past_category=_DI,
     ),
     Rule(
@@ -802,8 +941,8 @@ RULES: tuple[Rule, ...] = (
         _AI,
         r"(?:{WANT}|{THOUGHT}|should|could|might|tempted) (?:to )?(?:just )?(?:take|swallow|down)"
         r" (?:{BIG} )(?:of )?(?:my |the )?(?:\w+ )?{PILLS}|(?:{WANT}|{THOUGHT}|should|could"
-        r"|might|tempted|to) (?:to )?(?:just )?(?:overdose|overdosing|od|o\.d\.)(?! (?:on|with)"
-        r" (?:caffeine|coffee|sugar|chocolate|candy))|(?:od|overdose|o d) on (?:my|all|the"
+        r"|might|tempted|to) (?:to )?(?:just )?(?:overdose|overdosing|od|o\.d\.){ODNOT}"
+        r"|(?:od|overdose|o d) on (?:my|all|the"
         r"|these|those|some|his|her|mom's|mums|dad's) (?:\w+ )?{PILLS}",
         past_category=_DI,
     ),
@@ -837,7 +976,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "passive_ideation.wanna_die",
         _PI,
-        r"(?:wanna|wana|wnna|w4nna|want|wants) {ADV}(?:die+|d1e|be dead)(?! (?:inside|of"
+        r"(?:wanna|wana|wnna|w4nna|want|wants) {ADV}(?:die+|d1e|{DYE}|be dead)(?! (?:inside|of"
         r" (?:embarrass\w*|laugh\w*|cringe|shame)))",
         past_category=_DI,
     ),
@@ -877,7 +1016,9 @@ RULES: tuple[Rule, ...] = (
         r"|(?:hope|hoping|pray|praying|wish) (?:that )?(?:i|i'll|ill|i will) (?:don't|dont|do not"
         r"|won't|wont|never|not|wouldn't) {ADV}(?:wake|waking) up|(?:don't|dont|do not|never)"
         r" {ADV}(?:{WANT}|wish) {ADV}to (?:wake|waking) up(?! (?:early|at|before|so early|for"
-        r" school|for work|tomorrow morning|on))|{WANT} {ADV}to {NOTWAKE}|(?:{WANT}|wish i could)"
+        r" school|for work|tomorrow morning|on|next to|beside|with|and (?:see|find|go|have|hear))"
+        r"| to(?![a-z0-9])(?! (?:another (?:day|morning)|this life|this world"
+        r"|face)))|{WANT} {ADV}to {NOTWAKE}|(?:{WANT}|wish i could)"
         r" {ADV}(?:to )?(?:sleep|go to sleep|fall asleep) forever|go to sleep and {NOTWAKE}",
         past_category=_DI,
         self_negating=True,
@@ -885,7 +1026,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "passive_ideation.dont_want_to_live",
         _PI,
-        r"(?:don't|dont|do not|dnt|no longer|doesn't|doesnt|didn't|didnt) {ADV}(?:{WANT}"
+        r"(?:don't|dont|do not|dnt|no longer|doesn't|doesnt|didn't|didnt|no|not) {ADV}(?:{WANT}"
         r"|feel like|see the point in|see a point in|see any point in|see a reason to|care about)"
         r" {ADV}(?:to )?(?:(?:live|living|exist|existing|go on|keep going|carry on){CLAUSE_END}"
         r"|be alive|being alive|be here {ANYMORE}|be around {ANYMORE}|go on living|keep living"
@@ -965,7 +1106,8 @@ RULES: tuple[Rule, ...] = (
         _PI,
         r"(?:no|not any|not a single|nothing|zero|lost (?:my|the|any|all)|without a|without any)"
         r" (?:real |good |more )?(?:reason|reasons|point|purpose|will) (?:left )?(?:to|in|for)"
-        r" (?:live|living|keep living|go on living|being alive|be alive|stay alive|staying alive"
+        r" (?:me |my )?(?:live|living|keep living|go on living|being alive|be alive|stay alive"
+        r"|staying alive"
         r"|exist|existing|keep going|going on|carrying on)|nothing (?:left )?to live for"
         r"|no(?:thing| one| body)? (?:left )?to live for|what(?:'s| is|s) the point (?:of|in)"
         r" (?:living|life|being alive|existing|going on|staying alive)|why (?:should i|even"
@@ -997,8 +1139,10 @@ RULES: tuple[Rule, ...] = (
         r"(?:wish|hope|hoping|pray|praying|want|wanted) (?:that )?(?:a|the|some|someone|somebody"
         r"|god|the universe|a stranger) (?:\w+ )?(?:would |will |could |to )?(?:just )?(?:hit"
         r"|hits|kill|kills|shoot|shoots|run me over|runs me over|stab|end) (?:me|my life)"
-        r"|(?:just )?let me die|(?:god|lord|universe) (?:please )?(?:take|kill) me(?! (?:back"
-        r"|home|there|to|with|seriously))|(?:hope|hoping|wish) (?:i|to) (?:get|got) (?:hit by"
+        r"|(?:just )?let me die|(?:god|lord|universe) (?:would |will |could |to |please |just"
+        r" |would just |will just )?(?:take|takes|kill|kills) me(?! (?:back|home|there|to|with"
+        r"|seriously|through|by|as|under|out|on|places|higher))|(?:hope|hoping|wish) (?:i|to)"
+        r" (?:get|got) (?:hit by"
         r"|killed|run over|cancer)|(?<!heart\x20and\x20)(?:hope|hoping|wish) (?:i|i'll|to)"
         r" (?:die|just die|die soon|drop dead|don't survive)|waiting to die|ready to die"
         r"|can'?t wait to die",
@@ -1089,6 +1233,11 @@ _CUE_SOURCES: dict[str, str] = {
         r"(?:\s+(?:thoughts?|ideation|feelings?|urges?|intent|plans?|tendencies|behaviou?rs?))?"
         r"\s*(?:[:?\-]\s*)?(?:no(?!\s*(?:one|body|matter|idea|way|reason|point))|none|denied"
         r"|denies|negative|nope|nil|absent)(?![a-z0-9'])"
+        # 1.4.0: "killing myself isn't something I'd ever do", "... is not an option for me"
+        r"|\s*(?:is|'s|was|would\s+be)?\s*(?:not|never|isn'?t|wasn'?t|won'?t|wouldn'?t|ain'?t)"
+        r"\s+(?:something\s+(?:i|i'd|id|i'll|ill|i\s+would|i\s+will|i\s+want)|an\s+option"
+        r"\s+for\s+me|on\s+the\s+table|happening|going\s+to\s+happen|in\s+the\s+cards)"
+        r"(?![a-z0-9'])"
         r"|\s*(?:have|has|had|are|is)?\s*(?:gone\s+away|stopped|passed|disappeared|faded)"
         r"(?![a-z0-9'])"
     ),
@@ -1310,6 +1459,7 @@ def rules_fingerprint(
             "not_names": sorted(_NOT_NAMES),
             "prepositions": sorted(_PREPOSITIONS),
             "determiners": sorted(_DETERMINERS),
+            "first_possessive": sorted(_FIRST_POSSESSIVE),
             "other_self": _OTHER_SELF.pattern,
         },
         "limits": [MAX_SPANS, ANCHOR_DISTANCE, _WINDOW_CHARS, _AFTER_CHARS, _SUBJECT_TOKENS],
@@ -1479,6 +1629,7 @@ _PREPOSITIONS = _words(
     "told tell telling asked ask texted called miss missed love loved hate hated lost"
 )
 _DETERMINERS = _words("my our the a an his her their your this that some")
+_FIRST_POSSESSIVE = _words("my our")
 
 
 def _after_preposition(previous: list[str]) -> bool:
@@ -1493,10 +1644,18 @@ def _after_preposition(previous: list[str]) -> bool:
 def _subject(doc: _Doc, start: int, window_start: int, boundary: int) -> tuple[str, int]:
     """Who the match is about: ("first" | "third" | "fiction" | "none", offset of the token)."""
     tokens = _tokens(doc, window_start, start)[-_SUBJECT_TOKENS:]
+    # 1.4.0: "my/our" after a preposition ("a student at my school committed suicide") does not
+    # hide a third-person subject further left; without one it still reads as the writer's and
+    # bounds the negation window as before ("I didn't want to tell my mom about wishing ...")
+    possessive_at: int | None = None
     for i in range(len(tokens) - 1, -1, -1):
         token, offset = tokens[i]
+        if token in _FIRST_POSSESSIVE and i > 0 and tokens[i - 1][0] in _PREPOSITIONS:
+            if possessive_at is None:
+                possessive_at = offset
+            continue
         if token in _FIRST:
-            return "first", offset
+            return "first", offset if possessive_at is None else possessive_at
         nounish = token in _MEDIA_NOUNS or token in _THIRD_NOUNS or _is_name(doc, token, offset)
         if nounish and _after_preposition([t for t, _ in tokens[max(0, i - 2) : i]]):
             continue  # "I told my mom about wanting to die": an object, not the subject
@@ -1506,6 +1665,8 @@ def _subject(doc: _Doc, start: int, window_start: int, boundary: int) -> tuple[s
             return "third", offset
         if _is_name(doc, token, offset):
             return "third", offset
+    if possessive_at is not None:
+        return "first", possessive_at
     # a clause opened by "and"/"but" without a subject shares the previous clause's (pronouns only)
     if boundary >= 0 and doc.clause_conj[boundary]:
         opening = doc.clause_starts[boundary]

@@ -647,6 +647,12 @@ def test_every_rule_fires_on_something() -> None:
         "this is goodbye",
         "I want to take all my pills",
         "I searched how to kill myself painlessly",
+        # 1.4.0
+        "I gave my cat to my neighbour so she's looked after when I'm gone",
+        "I've chosen the bridge.",
+        "I took 30 paracetamol",
+        "I won't be alive tomorrow",
+        "I'm standing on the roof and I'm going to jump",
     ]
     fired = {span.rule_id for text in texts for span in detect_crisis(text).spans}
     missing = {rule.rule_id for rule in crisis.RULES} - fired
@@ -707,7 +713,7 @@ def test_detector_version_was_bumped_for_the_burden_rules() -> None:
 
 
 def test_detector_version_was_bumped_for_the_generic_mention_rules() -> None:
-    assert DETECTOR_VERSION == "1.3.1"
+    assert tuple(int(part) for part in DETECTOR_VERSION.split(".")) >= (1, 3, 1)
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "imminent_intent.method_intent",
@@ -882,3 +888,136 @@ def test_not_having_done_it_yet_asserts_the_thought() -> None:
     result = detect_crisis("I haven't killed myself yet.")
     assert at_least(result, "passive_ideation"), result
     assert not at_least(detect_crisis("I would never kill myself."), "passive_ideation")
+
+
+# --- 1.4.0: misses and false alarms found by the adversarial set (test_crisis_adversarial.py) ---
+
+
+def test_detector_version_was_bumped_for_the_adversarial_fixes() -> None:
+    assert DETECTOR_VERSION == "1.4.0"
+    ids = {rule.rule_id for rule in crisis.RULES}
+    assert {
+        "plan.after_im_gone",
+        "plan.chose_method",
+        "active_ideation.took_amount",
+        "imminent_intent.not_alive_by",
+        "imminent_intent.edge_jump",
+    } <= ids
+
+
+@pytest.mark.parametrize(
+    ("ordinary", "crisis_text", "category"),
+    [
+        # a pet or letters left for after one's death, versus a trip
+        (
+            "I left instructions for the plants for when I'm gone",
+            "I gave my dog to my brother so he's looked after when I'm gone",
+            "plan",
+        ),
+        (
+            "I gave my sister my key so she can feed the cat when I'm gone for the weekend",
+            "I wrote letters to my kids for when I'm gone",
+            "plan",
+        ),
+        ("I've picked the bridge for our wedding photos", "I've picked the bridge.", "plan"),
+        (
+            "I know which train I'm going to take",
+            "I know which bridge I'm going to jump from",
+            "plan",
+        ),
+        (
+            "Ive been researching overdose methods for my pharmacology exam",
+            "Ive been researching suicide methods",
+            "plan",
+        ),
+        ("I bought poison for the rats in the shed", "I bought the poison already", "plan"),
+        ("I bought a rope for the climbing trip", "I bought a rope", "plan"),
+        # a number of tablets taken, versus a dose or adherence
+        (
+            "I took 50 mg sertraline this morning",
+            "I took 50 sertraline this morning",
+            "imminent_intent",
+        ),
+        (
+            "I took all my pills today as prescribed",
+            "i took 40 tylenol an hour ago",
+            "imminent_intent",
+        ),
+        ("I took 100 photos today", "I took twenty pills", "active_ideation"),
+        # suicide as a verb after an intent, versus a noun phrase
+        (
+            "I'm going to suicide prevention training tonight",
+            "i will suicide tomorrow",
+            "imminent_intent",
+        ),
+        (
+            "I'm going to OD on chocolate this weekend",
+            "I'm going to OD this weekend",
+            "imminent_intent",
+        ),
+        (
+            "I'm on the edge of the pool and going to jump in",
+            "I'm on the roof and going to jump",
+            "imminent_intent",
+        ),
+        ("I'm saying my goodbyes before I move to Canada", "I'm saying my goodbyes", "plan"),
+        (
+            "I've attempted twice before to quit smoking",
+            "I've attempted twice before",
+            "active_ideation",
+        ),
+        ("wanna dye my hair blue", "honestly i wanna dye", "passive_ideation"),
+        (
+            "That is a face i do not want to wake up to",
+            "i do not want to wake up",
+            "passive_ideation",
+        ),
+        ("God takes me through every storm", "I pray God takes me in my sleep", "passive_ideation"),
+        (
+            "I gave away most of my things before moving abroad",
+            "I've given away most of my things",
+            "plan",
+        ),
+    ],
+)
+def test_1_4_0_minimal_pairs(ordinary: str, crisis_text: str, category: str) -> None:
+    assert not at_least(detect_crisis(ordinary), "passive_ideation"), ordinary
+    assert detect_crisis(crisis_text).category == category, (
+        crisis_text,
+        detect_crisis(crisis_text),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A student at my school committed suicide",
+        "A guy in my class overdosed last weekend",
+        "Someone from our dorm killed himself",
+    ],
+)
+def test_a_possessive_after_a_preposition_is_not_the_subject(text: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), result
+    assert "third_person" in result.flags
+
+
+def test_a_possessive_after_a_preposition_still_bounds_the_negation() -> None:
+    # "didn't" negates "open up", not the wish (1.1.0 reading kept in 1.4.0)
+    text = "I didnt want to open up to my mom about wishing I were dead either"
+    assert detect_crisis(text).category == "passive_ideation"
+    assert detect_crisis("At my lowest point I tried to kill myself").category == "active_ideation"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Killing myself isn't something I'd ever do",
+        "Ending my life is not an option for me",
+        "killing myself is not happening, I promise",
+    ],
+)
+def test_a_denial_after_the_match_is_a_negation(text: str) -> None:
+    result = detect_crisis(text)
+    assert not at_least(result, "passive_ideation"), result
+    assert "negated" in result.flags
