@@ -113,7 +113,9 @@ class ConsentDocumentAdmin(admin.ModelAdmin):
         if change:
             raise PermissionDenied("A published consent document cannot be changed.")
         # The form checked that this scope has no such version yet.
-        document = consent_document_publish(scope=obj.scope, version=obj.version, text=obj.text)
+        document = consent_document_publish(
+            scope=obj.scope, version=obj.version, text=obj.text, actor=Actor.from_request(request)
+        )
         obj.pk = document.pk
         obj.sha256 = document.sha256
         obj.published_at = document.published_at

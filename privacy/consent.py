@@ -45,13 +45,30 @@ from privacy.choices import ConsentScope
 from privacy.models import ConsentDocument, ConsentRecord
 
 
-def consent_document_publish(*, scope: str, version: str, text: str) -> ConsentDocument:
+def consent_document_publish(
+    *, scope: str, version: str, text: str, actor: Actor | None = None
+) -> ConsentDocument:
+    """Publish a consent document once (scope, version), with the SHA-256 of its text. The same
+    text again is a no-op; other text under a published version is refused (a new text is a new
+    version). With ``actor`` (a person publishing, e.g. in the admin) a new document is recorded
+    as ``consent.document_publish`` (the scope, version and hash, never the text)."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    document, created = ConsentDocument.objects.get_or_create(
-        scope=scope, version=version, defaults={"text": text, "sha256": digest}
-    )
-    if not created and document.sha256 != digest:
-        raise ValidationFailed(fields={"version": ["This version was published with other text."]})
+    with transaction.atomic():
+        document, created = ConsentDocument.objects.get_or_create(
+            scope=scope, version=version, defaults={"text": text, "sha256": digest}
+        )
+        if not created and document.sha256 != digest:
+            raise ValidationFailed(
+                fields={"version": ["This version was published with other text."]}
+            )
+        if created and actor is not None:
+            access_record(
+                actor=actor,
+                action="consent.document_publish",
+                resource_type="ConsentDocument",
+                resource_id=document.pk,
+                purpose=f"{scope} v{version} sha256:{digest[:16]}",
+            )
     return document
 
 

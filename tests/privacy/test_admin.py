@@ -29,7 +29,9 @@ def admin_client(staff: User) -> Client:
     return client
 
 
-def test_a_consent_document_added_in_the_admin_is_published_with_its_hash(world, admin_client):
+def test_a_consent_document_added_in_the_admin_is_published_with_its_hash(
+    world, staff, admin_client
+):
     url = "/admin/privacy/consentdocument/add/"
     assert admin_client.get(url).status_code == 200
     form = {"scope": "text_analysis", "version": "2", "text": TEXT}
@@ -38,6 +40,9 @@ def test_a_consent_document_added_in_the_admin_is_published_with_its_hash(world,
     document = ConsentDocument.objects.get(scope="text_analysis", version="2")
     assert document.text == TEXT
     assert document.sha256 == hashlib.sha256(TEXT.encode("utf-8")).hexdigest()
+    (event,) = AccessEvent.objects.filter(action="consent.document_publish")
+    assert (event.actor_id, event.resource_id) == (staff.pk, str(document.pk))
+    assert TEXT not in event.purpose and document.sha256[:16] in event.purpose
 
 
 def test_a_published_version_cannot_be_published_again_with_other_text(world, admin_client):
