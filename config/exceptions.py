@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import VigilError
-from config.middleware import current_request_id
+from config.middleware import current_request_id, help_unrecorded_crisis
 
 logger = logging.getLogger("vigil.errors")
 
@@ -83,11 +83,13 @@ def vigil_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
         return Response(body, status=exc.status)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc.__class__.__name__)
+        crisis = help_unrecorded_crisis(request) if request is not None else None
         return Response(
             error_body(
                 code="service_unavailable",
                 status=503,
                 message="The service is briefly unavailable. Please retry.",
+                extra={"crisis": crisis} if crisis is not None else None,
             ),
             status=503,
             headers={"Retry-After": "5"},
@@ -139,4 +141,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
-    return error_response(code="server_error", message="Internal error.", status=500)
+    crisis = help_unrecorded_crisis(request)
+    return error_response(
+        code="server_error",
+        message="Internal error.",
+        status=500,
+        extra={"crisis": crisis} if crisis is not None else None,
+    )

@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -31,8 +32,10 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
-def _json_error(code: str, message: str, status: int) -> JsonResponse:
-    body = {
+def _json_error(
+    code: str, message: str, status: int, *, crisis: dict[str, Any] | None = None
+) -> JsonResponse:
+    body: dict[str, Any] = {
         "error": {
             "code": code,
             "message": message,
@@ -40,6 +43,8 @@ def _json_error(code: str, message: str, status: int) -> JsonResponse:
             "request_id": current_request_id(),
         }
     }
+    if crisis is not None:
+        body["error"]["crisis"] = crisis
     return JsonResponse(body, status=status)
 
 
@@ -125,8 +130,28 @@ class DatabaseUnavailableMiddleware:
                 "database unavailable: %s", exception.__class__.__name__
             )
             response = _json_error(
-                "service_unavailable", "The service is briefly unavailable. Please retry.", 503
+                "service_unavailable",
+                "The service is briefly unavailable. Please retry.",
+                503,
+                crisis=help_unrecorded_crisis(request),
             )
             response["Retry-After"] = "5"
             return response
         return None
+
+
+def is_help_request(request: HttpRequest) -> bool:
+    return request.path_info.rstrip("/") == HELP_PATH
+
+
+def help_unrecorded_crisis(request: HttpRequest) -> dict[str, Any] | None:
+    """For the help button's endpoint: the crisis resources to put in an error answer (the press
+    could not be recorded, but the patient must still see where to get help); None elsewhere."""
+    if not is_help_request(request):
+        return None
+    from screening.crisis import crisis_resources_unrecorded
+
+    return crisis_resources_unrecorded(
+        accept_language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
+        default_locale=settings.LANGUAGE_CODE,
+    )

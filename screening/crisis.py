@@ -7,6 +7,7 @@ Pure data and functions: answered even when every worker and the broker are down
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 Resource = dict[str, str]
@@ -115,3 +116,23 @@ def crisis_resources_for(
         "resources": resources,
         "message": MESSAGE,
     }
+
+
+#: The help button's answer when the press could not be recorded (the database is down, or an
+#: internal error): the patient must still see where to get help, and must not believe that the
+#: clinic was told.
+UNRECORDED_MESSAGE = (
+    "Your request for help could not be recorded. If you are in immediate danger, call your "
+    "emergency number now."
+)
+_LOCALE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+
+def crisis_resources_unrecorded(
+    *, accept_language: str = "", default_locale: str = "en-US"
+) -> dict[str, Any]:
+    """Built-in resources for a help press that could not be recorded, for the first locale of
+    the request's ``Accept-Language`` (no database: no patient locale, no clinic overrides)."""
+    first = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
+    locale = first if _LOCALE_TAG.match(first) else default_locale
+    return {**crisis_resources_for(locale=locale), "message": UNRECORDED_MESSAGE}

@@ -279,6 +279,50 @@ def test_help_works_when_the_broker_is_unreachable(world, client_a, monkeypatch,
     assert attempts == []
 
 
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [("database", 503, "service_unavailable"), ("bug", 500, "server_error")],
+    ids=["database-down", "internal-error"],
+)
+def test_a_press_that_cannot_be_recorded_still_answers_with_crisis_resources(
+    world, monkeypatch, failure, status, code
+):
+    """The database is down (or a bug): the press is not stored, but the answer still tells the
+    patient where to get help, for their language, and that the clinic was not told."""
+    from django.db import OperationalError
+
+    from screening.api import views
+
+    def broken(**kwargs: Any) -> Any:
+        raise OperationalError("down") if failure == "database" else RuntimeError("bug")
+
+    monkeypatch.setattr(views, "help_request_create", broken)
+    client = world.client_for(world.patient_a.user)
+    client.raise_request_exception = False
+    response = client.post(URL, HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.8")
+    error = assert_error(response, status, code)
+    crisis = error["crisis"]
+    assert crisis["emergency_number"] == "999"
+    assert crisis["resources"]
+    assert "could not be recorded" in crisis["message"]
+    assert HelpRequest.objects.count() == 0
+
+
+def test_other_endpoints_add_no_crisis_block_to_their_errors(world, monkeypatch):
+    from django.db import OperationalError
+
+    from screening.api import views
+
+    def broken(**kwargs: Any) -> Any:
+        raise OperationalError("down")
+
+    monkeypatch.setattr(views, "diary_entry_create", broken)
+    client = world.client_for(world.patient_a.user)
+    body = {"idempotency_key": new_key(), "client_timestamp": now_iso()}
+    error = assert_error(client.post("/api/v1/diary-entries", {**body, "text": "x"}), 503)
+    assert "crisis" not in error
+
+
 # --- the risk seam ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_the_risk_seam_runs_inside_the_press_transaction(world, client_a, spy):
