@@ -310,6 +310,55 @@ def _export_key(job: FhirExportJob) -> bytes:
     )
 
 
+def export_kek_usage() -> dict[str, int]:
+    """Live export jobs (a key not yet shredded) by the KEK that wraps their key."""
+    rows = (
+        FhirExportJob.objects.filter(wrapped_key__isnull=False)
+        .exclude(kek_id="")
+        .values_list("kek_id", flat=True)
+    )
+    usage: dict[str, int] = {}
+    for kek_id in rows:
+        usage[kek_id] = usage.get(kek_id, 0) + 1
+    return usage
+
+
+def export_keys_rewrap(*, to: str, dry_run: bool = False) -> tuple[int, list[uuid.UUID]]:
+    """KEK rotation for bulk exports: re-wrap every live job's data key under ``to`` (its files
+    are untouched), one job at a time under its row lock, so that the old KEK can be retired
+    without making recent exports unreadable. Idempotent and resumable; a job shredded meanwhile
+    is skipped. Returns how many were (or, with ``dry_run``, would be) re-wrapped and the ids of
+    jobs whose key could not be unwrapped (left as they are)."""
+    ring = keyring()
+    target = ring.get(to)
+    rewrapped, failed = 0, []
+    pending = (
+        FhirExportJob.objects.filter(wrapped_key__isnull=False)
+        .exclude(kek_id=to)
+        .values_list("pk", flat=True)
+    )
+    for job_id in list(pending):
+        with transaction.atomic():
+            job = (
+                FhirExportJob.objects.select_for_update()
+                .filter(pk=job_id, wrapped_key__isnull=False)
+                .exclude(kek_id=to)
+                .first()
+            )
+            if job is None:
+                continue
+            try:
+                dek = _export_key(job)
+            except (DecryptionFailed, KeyNotFound):
+                failed.append(job.pk)
+                continue
+            if not dry_run:
+                wrapped = crypto.seal(target, dek, _key_aad(job.pk, to))
+                FhirExportJob.objects.filter(pk=job.pk).update(kek_id=to, wrapped_key=wrapped)
+            rewrapped += 1
+    return rewrapped, failed
+
+
 class _ChunkWriter:
     """Buffers plaintext and writes full chunks; the last chunk (maybe empty) on :meth:`close`."""
 

@@ -6,7 +6,8 @@ Procedure (see README, "Keys, rotation and erasure"):
 2. Set ``VIGIL_ACTIVE_KEK_ID`` to the new key id, so new data keys are wrapped under it; restart
    web and workers.
 3. ``manage.py rotate_keys --to NEW`` (re-run it if it was interrupted: it continues).
-   Staff TOTP secrets (sealed directly under the KEK) are re-sealed in the same run.
+   Staff TOTP secrets (sealed directly under the KEK) are re-sealed in the same run, and the keys
+   of live FHIR bulk-export jobs re-wrapped.
 4. When it says "KEK OLD is no longer used by any data key" (or ``--check-retirable OLD`` exits
    0), remove the old key from the keyring and restart.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from clinician_portal.fhir.services import export_kek_usage, export_keys_rewrap
 from config.errors import KeyNotFound
 from privacy.audit import Actor
 from privacy.keys import keyring
@@ -100,6 +102,14 @@ class Command(BaseCommand):
         finally:
             bar.close()
 
+        exports_done, exports_failed = export_keys_rewrap(to=target, dry_run=options["dry_run"])
+        for job_id in exports_failed:
+            self.stderr.write(f"FAILED FHIR export job {job_id}: its key could not be unwrapped")
+        self.stdout.write(
+            f"{'Would re-wrap' if options['dry_run'] else 'Re-wrapped'} {exports_done} FHIR "
+            f"export job keys; {len(exports_failed)} failed."
+        )
+        export_usage = export_kek_usage()
         for dek_id, reason in sorted(report.failed.items(), key=lambda item: str(item[0])):
             self.stderr.write(f"FAILED data key {dek_id} (under KEK {reason})")
         for user_id, reason in sorted(report.totp_failed.items()):
@@ -132,13 +142,22 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"KEK {kid} is still used by {n} staff TOTP secrets: keep it loaded."
                     )
+            for kid, n in export_usage.items():
+                if kid != target and n:
+                    self.stdout.write(
+                        f"KEK {kid} is still used by {n} FHIR export jobs: keep it loaded."
+                    )
             for kid in report.retirable:
+                if export_usage.get(kid):
+                    continue
                 self.stdout.write(
                     f"KEK {kid} is no longer used by any data key or TOTP secret: it can be "
                     "removed from the keyring."
                 )
-        if report.failed or report.totp_failed:
+        if report.failed or report.totp_failed or exports_failed:
             problems = []
+            if exports_failed:
+                problems.append(f"{len(exports_failed)} export job keys could not be unwrapped")
             if report.failed:
                 problems.append(f"{len(report.failed)} data keys could not be unwrapped")
             if report.totp_failed:
@@ -158,6 +177,11 @@ class Command(BaseCommand):
         if totp:
             raise CommandError(
                 f"KEK {kid} is still used by {totp} staff TOTP secrets: it cannot be retired."
+            )
+        exports = export_kek_usage().get(kid, 0)
+        if exports:
+            raise CommandError(
+                f"KEK {kid} is still used by {exports} FHIR export jobs: it cannot be retired."
             )
         self.stdout.write(
             f"KEK {kid} is no longer used by any data key or TOTP secret: it can be retired."

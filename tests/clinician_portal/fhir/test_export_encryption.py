@@ -255,3 +255,56 @@ def test_a_failed_export_leaves_no_readable_files(fhir: Any, monkeypatch: Any) -
     assert job.status == "failed" and job.wrapped_key is None
     assert not folder_of(job).exists()
     assert api.get(status_url).status_code == 500
+
+
+# --- KEK rotation: live export keys are re-wrapped (manage.py rotate_keys) ------------------------
+def test_kek_rotation_rewraps_live_export_keys_so_the_old_kek_can_go(
+    export: Any, settings: Any
+) -> None:
+    """Without the re-wrap a rotation's old KEK had to stay loaded until every export expired;
+    removing it earlier made the recent exports unreadable."""
+    import base64
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from privacy import datakeys, keys
+    from privacy.audit import Actor
+    from privacy.rotation import kek_rotate
+
+    api, _, body, job = export
+    url = by_type(body)["Patient"]["url"]
+    before = get_bytes(api, url)[1]
+    old = hashlib.sha256(b"vigil-test-only-kek").digest()  # the test profile's "test-1"
+    new = hashlib.sha256(b"vigil-test-export-rotation").digest()
+
+    def use(spec: str, active: str | None) -> None:
+        settings.VIGIL_KEYRING = spec
+        settings.VIGIL_ACTIVE_KEK_ID = active
+        keys.keyring.cache_clear()
+        datakeys.cache_clear()
+
+    b64 = base64.b64encode
+    try:
+        use(f"test-1:{b64(old).decode()},new-1:{b64(new).decode()}", "new-1")
+        # Data keys and TOTP secrets alone moved: the export job still holds the old KEK.
+        kek_rotate(to="new-1", batch_size=100, dry_run=False, actor=Actor.system())
+        with pytest.raises(CommandError, match="still used by 1 FHIR export jobs"):
+            call_command("rotate_keys", "--check-retirable", "test-1", stdout=io.StringIO())
+        out = io.StringIO()
+        call_command("rotate_keys", "--to", "new-1", "--no-progress", stdout=out)
+        assert "Re-wrapped 1 FHIR export job keys; 0 failed." in out.getvalue()
+        job.refresh_from_db()
+        assert job.kek_id == "new-1"
+        call_command("rotate_keys", "--check-retirable", "test-1", stdout=io.StringIO())
+        again = io.StringIO()
+        call_command("rotate_keys", "--to", "new-1", "--no-progress", stdout=again)
+        assert "Re-wrapped 0 FHIR export job keys" in again.getvalue()  # idempotent
+
+        use(f"new-1:{b64(new).decode()}", "new-1")  # the old KEK is gone
+        status, after, _ = get_bytes(api, url)
+        assert status == 200 and after == before
+    finally:
+        keys.keyring.cache_clear()
+        datakeys.cache_clear()
