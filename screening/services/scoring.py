@@ -879,6 +879,7 @@ def daily_mood_inputs(*, patient: Patient, local_date: dt.date) -> list[fu.Modal
             fu.self_rated_modality(
                 statistics.fmean(float(r or 0) for _, r in ratings),
                 sources=tuple(str(pk) for pk, _ in ratings),
+                ratings=tuple(float(r or 0) for _, r in ratings),
             )
         )
     since = local_date - dt.timedelta(days=QUESTIONNAIRE_LOOKBACK_DAYS)

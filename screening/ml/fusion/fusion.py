@@ -257,16 +257,26 @@ def text_modality(
     )
 
 
-def self_rated_modality(rating: float, *, sources: tuple[str, ...] = ()) -> ModalityInput:
-    """Self-rated mood 0..10 (the diary API's range) -> (rating - 5) * 2, confidence 0.8."""
+def self_rated_modality(
+    rating: float, *, sources: tuple[str, ...] = (), ratings: tuple[float, ...] = ()
+) -> ModalityInput:
+    """Self-rated mood 0..10 (the diary API's range) -> (rating - 5) * 2, confidence 0.8.
+
+    ``rating`` is the day's mean when the patient rated several times; ``ratings`` are the
+    ratings themselves, so that the explanation quotes what the patient gave ("0-1/10, mean 0.5
+    of 2 ratings"), never a mean they did not give as if it were a rating."""
     score = (_clip(rating, 0, 10) - 5) * 2
-    return ModalityInput(
-        "self_rated",
-        score,
-        0.8,
-        phrase=f"self-rated mood {rating:g}/10",
-        sources=sources,
-    )
+    given = sorted(ratings)
+    if len(given) > 1 and given[0] != given[-1]:
+        phrase = (
+            f"self-rated mood {given[0]:g}-{given[-1]:g}/10 "
+            f"(mean {rating:.2g} of {len(given)} ratings)"
+        )
+    elif len(given) > 1:
+        phrase = f"self-rated mood {given[0]:g}/10 ({len(given)} ratings)"
+    else:
+        phrase = f"self-rated mood {rating:g}/10"
+    return ModalityInput("self_rated", score, 0.8, phrase=phrase, sources=sources)
 
 
 def phq9_to_mood(total: float) -> float:

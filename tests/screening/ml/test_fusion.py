@@ -462,3 +462,22 @@ def test_fusion_package_never_imports_django() -> None:
             assert not any(
                 n.split(".")[0] in {"django", "rest_framework", "privacy", "risk"} for n in names
             ), path
+
+
+@pytest.mark.parametrize(
+    ("ratings", "phrase"),
+    [
+        ((1.0, 0.0), "self-rated mood 0-1/10 (mean 0.5 of 2 ratings)"),
+        ((2.0, 2.0), "self-rated mood 2/10 (2 ratings)"),
+        ((7.0,), "self-rated mood 7/10"),
+    ],
+    ids=["two-different", "two-same", "one"],
+)
+def test_the_explanation_quotes_the_ratings_given_not_a_mean_as_a_rating(ratings, phrase):
+    """Rated 1 then 0: "self-rated mood 0.5/10" read as a rating the patient never gave."""
+    from screening.ml.fusion.fusion import self_rated_modality
+
+    mean = sum(ratings) / len(ratings)
+    item = self_rated_modality(mean, ratings=ratings)
+    assert item.phrase == phrase
+    assert item.score == pytest.approx((mean - 5) * 2)  # the score still uses the mean
