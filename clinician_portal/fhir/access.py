@@ -4,8 +4,9 @@ auditors and integration clients)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -140,6 +141,53 @@ def patients_visible(principal: Principal) -> QuerySet[Patient]:
         clinician=clinician, expires_at__gt=timezone.now()
     ).values("patient_id")
     return qs.filter(_care_team_q(clinician) | Q(pk__in=glass))
+
+
+def clinic_principal(principal: Principal) -> Principal:
+    """The principal as if it saw its whole clinic (every patient not erased), the view of its
+    clinic's auditors and clients. Used only after a refusal, to tell whose record a request
+    named (and so whose access trail it belongs in); never to answer a request."""
+    if principal.clinician is None:
+        return principal
+    return replace(principal, clinician=None)
+
+
+def _patient_pks(patient_ids: Iterable[Any]) -> list[uuid.UUID]:
+    out: list[uuid.UUID] = []
+    for value in patient_ids:
+        try:
+            out.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return out
+
+
+def patients_refused(principal: Principal, patient_ids: Iterable[Any]) -> list[str]:
+    """Of these patient ids (unparseable ones ignored), those of the principal's own clinic, not
+    erased, that the principal may not see (clinicians: outside their care teams and without an
+    unexpired break-glass), as sorted text. Never another clinic's."""
+    pks = _patient_pks(patient_ids)
+    if not pks:
+        return []
+    rows = (
+        Patient.objects.filter(
+            pk__in=pks, organisation_id=principal.organisation_id, erased_at__isnull=True
+        )
+        .exclude(pk__in=patients_visible(principal).values("pk"))
+        .values_list("pk", flat=True)
+    )
+    return sorted(str(pk) for pk in rows)
+
+
+def patients_elsewhere(principal: Principal, patient_ids: Iterable[Any]) -> bool:
+    """Whether any of these ids is a patient of another clinic (a cross-clinic probe)."""
+    pks = _patient_pks(patient_ids)
+    return (
+        bool(pks)
+        and (
+            Patient.objects.filter(pk__in=pks).exclude(organisation_id=principal.organisation_id)
+        ).exists()
+    )
 
 
 def _care_team_q(clinician: Clinician) -> Q:
