@@ -39,10 +39,12 @@ from screening.models import (
     QuestionnaireResponse,
     VideoSubmission,
 )
+from screening.services.scoring import baseline_config
 
 TIMELINE_DAYS = 90
 ADHERENCE_DAYS = 14
-BASELINE_DAYS = 28
+#: The alert page's recent window: its scores, questionnaires, videos and text analyses.
+RECENT_DAYS = 14
 #: Without an interval from the model, the band is +/- this many points at confidence 0,
 #: shrinking linearly to nothing at confidence 1.
 BAND_AT_ZERO_CONFIDENCE = 4.0
@@ -464,17 +466,35 @@ def _facts(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @dataclass
+class SupersededView:
+    """An earlier, lower-tier alert that this one superseded (directly, or through an alert it
+    superseded), with its own evidence: what made the patient orange stays on the red alert."""
+
+    alert: Alert
+    evidence: list[EvidenceView]
+
+
+@dataclass
 class AlertDetail:
     alert: Alert
     deterministic: bool
     evidence: list[EvidenceView]
     transitions: list[AlertTransition]
+    #: Mean daily mood of the baseline window; None: too little history there ("no baseline yet").
     baseline: float | None
     recent_scores: list[tuple[DayScore, float | None]]  # (day, difference from baseline)
     questionnaires: list[QuestionnaireResponse]
     videos: list[VideoSubmission]
     text_analyses: list[TextAnalysisView] = field(default_factory=list)
     quality_flags: dict[uuid.UUID, list[str]] = field(default_factory=dict)
+    superseded: list[SupersededView] = field(default_factory=list)
+    #: The baseline window (inclusive): the days before the first day shown, never a shown day.
+    baseline_from: dt.date | None = None
+    baseline_until: dt.date | None = None
+    #: Daily moods found in the baseline window, and the minimum history a baseline needs.
+    baseline_count: int = 0
+    baseline_min_recordings: int = 0
+    baseline_min_days: int = 0
 
 
 @dataclass
@@ -533,9 +553,62 @@ def _quality_flags(videos: list[VideoSubmission]) -> dict[uuid.UUID, list[str]]:
     return {vid: [str(f) for f in (flags or [])] for vid, flags in rows}
 
 
+def _evidence_view(item: AlertEvidence) -> EvidenceView:
+    snapshot = item.snapshot or {}
+    return EvidenceView(
+        rule_id=item.rule_id,
+        rule_set_version=item.rule_set_version,
+        tier=item.tier,
+        event_kind=item.event_kind,
+        local_date=item.local_date,
+        created_at=item.created_at,
+        facts=_facts(snapshot),
+        excerpt=_excerpt(snapshot),
+    )
+
+
+def _superseded_alerts(alert: Alert) -> list[Alert]:
+    """The alerts this one superseded, directly or through an alert it superseded (tiers only go
+    up, so two links cover yellow -> orange -> red), oldest first, in one query. Only alerts of
+    the same patient and clinic: the page's visibility check covered those and no others."""
+    return list(
+        Alert.objects.filter(
+            Q(superseded_by_id=alert.pk) | Q(superseded_by__superseded_by_id=alert.pk),
+            patient_id=alert.patient_id,
+            organisation_id=alert.organisation_id,
+        )
+        .only(
+            "id",
+            "patient_id",
+            "organisation_id",
+            "tier",
+            "state",
+            "rule_id",
+            "rule_set_version",
+            "local_date",
+            "created_at",
+            "superseded_by_id",
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def _baseline(
+    scores: list[DayScore], *, before: dt.date, min_recordings: int, min_days: int
+) -> tuple[float | None, int]:
+    """Mean daily mood of the days before ``before`` (never a day shown against it), and how
+    many there were; None with less history than the scoring's own baseline needs."""
+    history = [s for s in scores if s.day < before and s.score is not None]
+    values = [float(s.score) for s in history if s.score is not None]
+    if len(values) < min_recordings or len({s.day for s in history}) < min_days:
+        return None, len(values)
+    return sum(values) / len(values), len(values)
+
+
 def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) -> AlertDetail:
-    """What fired, its evidence, the history, and the patient's recent scores against their
-    baseline. Recorded as an access event."""
+    """What fired, its evidence (and that of the earlier alerts it superseded), the history, and
+    the patient's recent scores against their baseline. Recorded as an access event (one event:
+    the superseded alerts' evidence is part of this page's read of the patient)."""
     access_record(
         actor=actor,
         action=ALERT_VIEW,
@@ -545,25 +618,22 @@ def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) ->
     )
     patient = alert.patient
     today = today or _today(patient)
-    evidence = [
-        EvidenceView(
-            rule_id=item.rule_id,
-            rule_set_version=item.rule_set_version,
-            tier=item.tier,
-            event_kind=item.event_kind,
-            local_date=item.local_date,
-            created_at=item.created_at,
-            facts=_facts(item.snapshot or {}),
-            excerpt=_excerpt(item.snapshot or {}),
-        )
-        for item in AlertEvidence.objects.filter(alert=alert).order_by("created_at")
-    ]
-    scores = mood_scores(
-        patient_ids=[patient.pk], since=today - dt.timedelta(days=BASELINE_DAYS), until=today
-    ).get(patient.pk, [])
-    values = [s.score for s in scores if s.score is not None]
-    baseline = sum(values) / len(values) if values else None
-    since = today - dt.timedelta(days=14)
+    superseded = _superseded_alerts(alert)
+    items: dict[uuid.UUID, list[EvidenceView]] = defaultdict(list)
+    for item in AlertEvidence.objects.filter(
+        alert_id__in=[alert.pk, *(a.pk for a in superseded)], patient_id=alert.patient_id
+    ).order_by("created_at", "id"):
+        items[item.alert_id].append(_evidence_view(item))
+    # The days shown are [since, today]; the baseline is the window of days just before them.
+    since = today - dt.timedelta(days=RECENT_DAYS)
+    config = baseline_config()
+    baseline_from = since - dt.timedelta(days=config.days)
+    scores = mood_scores(patient_ids=[patient.pk], since=baseline_from, until=today).get(
+        patient.pk, []
+    )
+    baseline, baseline_count = _baseline(
+        scores, before=since, min_recordings=config.min_recordings, min_days=config.min_days
+    )
     videos = list(
         VideoSubmission.objects.filter(patient=patient, local_date__gte=since).order_by(
             "-created_at"
@@ -572,7 +642,7 @@ def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) ->
     return AlertDetail(
         alert=alert,
         deterministic=bool((alert.evidence or {}).get("deterministic")),
-        evidence=evidence,
+        evidence=items.get(alert.pk, []),
         transitions=list(
             AlertTransition.objects.filter(alert=alert).select_related("actor").order_by("at", "id")
         ),
@@ -590,6 +660,12 @@ def alert_detail(*, actor: Actor, alert: Alert, today: dt.date | None = None) ->
         videos=videos,
         text_analyses=_text_analyses(patient, since),
         quality_flags=_quality_flags(videos),
+        superseded=[SupersededView(alert=a, evidence=items.get(a.pk, [])) for a in superseded],
+        baseline_from=baseline_from,
+        baseline_until=since - dt.timedelta(days=1),
+        baseline_count=baseline_count,
+        baseline_min_recordings=config.min_recordings,
+        baseline_min_days=config.min_days,
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 
 from clinician_portal.fhir.access import Principal, patients_visible
 from clinician_portal.fhir.mappers import (
@@ -584,7 +584,8 @@ def _media_patient_field(model: type[Model]) -> str:
     return ("video" if _has_field(model, "video") else "submission") + "__patient_id"
 
 
-def _alert_basis(alert: Alert) -> list[str]:
+def _evidence_basis(alert: Alert) -> list[str]:
+    """References to the resources behind one alert's own evidence items (prefetched)."""
     basis: list[str] = []
     has_mood = score_model("DailyMoodScore") is not None
     has_media = score_model("MediaAnalysis") is not None
@@ -607,6 +608,36 @@ def _alert_basis(alert: Alert) -> list[str]:
             basis.append(
                 f"Observation/{observation.media_id(event['signal'], event['source_ref'])}"
             )
+    return basis
+
+
+def _superseded(alert: Alert) -> list[Alert]:
+    """The alerts this one superseded, directly or through one it superseded (tiers only go up:
+    two links), oldest first, from the prefetch (:data:`ALERT_SUPERSEDED_PREFETCH`). Only those
+    of the same patient and clinic: the visibility that let this alert through covers no more."""
+    found: list[Alert] = []
+    for lower in alert.supersedes.all():
+        found.append(lower)
+        found.extend(lower.supersedes.all())
+    return sorted(
+        (
+            a
+            for a in found
+            if a.patient_id == alert.patient_id and a.organisation_id == alert.organisation_id
+        ),
+        key=lambda a: (a.created_at, str(a.pk)),
+    )
+
+
+def _alert_basis(alert: Alert) -> list[str]:
+    """The alert's own evidence, then each alert it superseded (its RiskAssessment and Flag, and
+    the resources behind its evidence): a red alert raised by a help press keeps what made the
+    patient orange in its basis."""
+    basis = _evidence_basis(alert)
+    for lower in _superseded(alert):
+        basis.append(f"RiskAssessment/{lower.pk}")
+        basis.append(f"Flag/{lower.pk}")
+        basis.extend(_evidence_basis(lower))
     return list(dict.fromkeys(basis))
 
 
@@ -944,6 +975,26 @@ def _numeric_pk(resource_id: str) -> str | None:
     return resource_id if resource_id.isdigit() else None
 
 
+#: What :func:`_alert_basis` reads of the alerts a RiskAssessment's alert superseded (two
+#: links, their evidence): a fixed number of queries per page, whatever the number of alerts.
+ALERT_SUPERSEDED_PREFETCH = (
+    Prefetch(
+        "supersedes",
+        queryset=Alert.objects.only(
+            "id", "patient_id", "organisation_id", "created_at", "superseded_by_id"
+        ),
+    ),
+    "supersedes__evidence_items",
+    Prefetch(
+        "supersedes__supersedes",
+        queryset=Alert.objects.only(
+            "id", "patient_id", "organisation_id", "created_at", "superseded_by_id"
+        ),
+    ),
+    "supersedes__supersedes__evidence_items",
+)
+
+
 def registry_build() -> dict[str, ResourceSpec]:
     """Every implemented resource type (built at first use, after the apps are ready)."""
     survey_codes = frozenset({"44261-6", "70274-6", "44260-8"})
@@ -1048,7 +1099,9 @@ def registry_build() -> dict[str, ResourceSpec]:
             "RiskAssessment",
             (
                 RowSource(
-                    queryset=lambda p: alerts(p).prefetch_related("evidence_items"),
+                    queryset=lambda p: alerts(p).prefetch_related(
+                        "evidence_items", *ALERT_SUPERSEDED_PREFETCH
+                    ),
                     to_resources=_risk_assessments,
                     date_field="created_at",
                     last_updated_field="updated_at",
