@@ -235,7 +235,7 @@ class Stack:
                         "config",
                         "worker",
                         "-Q",
-                        "media,default,gpu",
+                        "media,default,gpu,alerts",
                         "-c",
                         "1",
                         "--prefetch-multiplier",

@@ -1,6 +1,10 @@
-"""Celery application: three queues, reliability settings declared once.
+"""Celery application: four queues, reliability settings declared once.
 
-- ``default``: light bookkeeping (token purge, reapers, upload temp-file sweep, notifications).
+- ``alerts``: what a patient's safety waits on, and nothing else: the escalation sweep, the
+  outbox relay (notifications) and the help-requests sweep. Short tasks on their own worker, so
+  a backlog of media, scoring or hour-long sweeps on the other queues never delays an
+  escalation (a sweep message expires unrun when every slot is busy for longer than it waits).
+- ``default``: light bookkeeping (token purge, reapers, upload temp-file sweep, adherence).
 - ``media``: CPU-heavy media work (decode, prosody, face, transcript). Prefetch 1.
 - ``gpu``: batched model inference; served by CPU workers when no GPU exists. Its worker
   gathers text-scoring jobs into batches (``screening/batching.py``, ``docs/batching.md``):
@@ -47,9 +51,12 @@ app = Celery("vigil")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 app.conf.update(
-    task_queues=(Queue("default"), Queue("media"), Queue("gpu")),
+    task_queues=(Queue("default"), Queue("media"), Queue("gpu"), Queue("alerts")),
     task_default_queue="default",
     task_routes={
+        "risk.tasks.escalation_sweep": {"queue": "alerts"},
+        "risk.tasks.outbox_relay": {"queue": "alerts"},
+        "screening.tasks.help_requests_sweep": {"queue": "alerts"},
         "screening.tasks.video_process": {"queue": "media"},
         "screening.tasks.text_scoring_batch": {"queue": "gpu"},
         "screening.tasks.media_prosody_batch": {"queue": "gpu"},

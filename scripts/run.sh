@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything and start the whole service on the embedded default profile:
-# SQLite, kombu's filesystem broker, two Celery workers (queues default and media; and the gpu
-# queue, which gathers text-scoring jobs into batches), the beat scheduler and the web server on
+# SQLite, kombu's filesystem broker, three Celery workers (queues default and media; the gpu
+# queue, which gathers text-scoring jobs into batches; and the alerts queue: escalation and
+# notifications), the beat scheduler and the web server on
 # 127.0.0.1:${VIGIL_PORT:-8000}. Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,11 @@ trap stop INT TERM EXIT
 .venv/bin/celery -A config worker -Q default,media --concurrency 2 --loglevel INFO \
   --hostname "vigil-local@%h" >"$LOGS/worker.log" 2>&1 &
 pids+=($!)
+# Escalation, notifications and the help-requests sweep on their own worker (config/celery.py):
+# a long video or an hour-long sweep never delays them.
+.venv/bin/celery -A config worker -Q alerts --concurrency 1 --loglevel INFO \
+  --hostname "vigil-alerts@%h" >"$LOGS/worker-alerts.log" 2>&1 &
+pids+=($!)
 # The gpu queue's worker holds a whole batch of unacknowledged jobs (docs/batching.md): its
 # prefetch window must be at least the batch size, while the media worker keeps 1.
 GPU_BATCH="${VIGIL_GPU_BATCH_SIZE:-32}"
@@ -52,7 +58,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 $PY manage.py seed_demo -v0 --summary "$BASE"
-echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/worker-gpu.log, $LOGS/beat.log"
+echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/worker-gpu.log, $LOGS/worker-alerts.log, $LOGS/beat.log"
 
 # Stop everything if any one of them exits.
 wait -n "${pids[@]}"

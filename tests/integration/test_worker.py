@@ -34,7 +34,7 @@ WORKER_CMD = [
     "config",
     "worker",
     "-Q",
-    "media,default,gpu",
+    "media,default,gpu,alerts",
     "-P",
     "solo",
     "-c",
@@ -175,7 +175,7 @@ def test_real_workers_hand_prosody_to_the_gpu_queue_in_batches(
         ids.append(video.pk)
     common = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
     base = [sys.executable, "-m", "celery", "-A", "config", "worker"]
-    media_cmd = [*base, "-Q", "media,default", "-P", "solo", "-n", "media@%h", *common]
+    media_cmd = [*base, "-Q", "media,default,alerts", "-P", "solo", "-n", "media@%h", *common]
     gpu_cmd = [*base, "-Q", "gpu", "-c", "1", "--prefetch-multiplier", "4", "-n", "gpu@%h", *common]
     logs = {"media": tmp_path / "media.log", "gpu": tmp_path / "gpu.log"}
     workers = []

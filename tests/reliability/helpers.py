@@ -275,7 +275,7 @@ def start_worker(
     env: dict[str, str],
     log_path: Path,
     pool: str = "prefork",
-    queues: str = "media,default",
+    queues: str = "media,default,alerts",
     concurrency: int = 1,
 ) -> subprocess.Popen[bytes]:
     """A real worker, started through ``tests/reliability/worker_entry.py`` (see there)."""

@@ -265,7 +265,7 @@ def summary(creds: dict[str, Any], base: str) -> str:
     stamp = timezone.now().replace(microsecond=0).isoformat()
     lines = [
         "",
-        "Vigil is running (embedded profile: SQLite + filesystem broker, two workers and beat).",
+        "Vigil is running (embedded profile: SQLite + filesystem broker, three workers and beat).",
         f"  API            {base}/api/v1/",
         f"  API docs       {base}/api/docs/",
         f"  OpenAPI schema {base}/api/schema/",
