@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -130,7 +131,9 @@ def test_caseload(portal: Portal, treating: Client, colleague: Client) -> None:
     world = portal.world
     _scores(world.patient_a, {0: -4.0, 1: -4.0, 8: 2.0, 9: 2.0})
     raise_help_alert(world.patient_a)
-    DiaryEntryFactory(patient=world.patient_b, local_date=timezone.now().date())
+    # The patient's own local day (the UTC date is a day ahead of New York after 00:00 UTC).
+    patient_today = timezone.now().astimezone(ZoneInfo(world.patient_b.timezone)).date()
+    DiaryEntryFactory(patient=world.patient_b, local_date=patient_today)
     response = treating.get("/portal/patients/")
     assert response.status_code == 200
     rows = response.context["rows"]

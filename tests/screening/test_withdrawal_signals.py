@@ -102,8 +102,8 @@ def test_one_rating_step_after_a_flat_week_raises_no_baseline_drop(
         with django_capture_on_commit_callbacks(execute=True):
             write(world, "ok", mood=5, when=now - dt.timedelta(days=days_ago))
     with django_capture_on_commit_callbacks(execute=True):
-        write(world, "ok", mood=4, when=now)
-    row = PatientDaySignals.objects.get(patient=world.patient_a, local_date=timezone.localdate())
+        today = write(world, "ok", mood=4, when=now).local_date  # the patient's local day
+    row = PatientDaySignals.objects.get(patient=world.patient_a, local_date=today)
     assert row.mood is not None  # the day has its mood, and it is too small a move to count:
     assert all(r["score"] > -2.0 for r in row.corroboration if r["code"] == "mood")  # no support
     assert not Alert.objects.filter(patient=world.patient_a, rule_id="baseline_drop").exists()
