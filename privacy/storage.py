@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from django.conf import settings
 
@@ -71,6 +71,21 @@ def _read_exact(handle: BinaryIO, size: int) -> bytes:
     if len(data) != size:
         raise DecryptionFailed("Stored file is truncated.")
     return bytes(data)
+
+
+def private_text_open(path: Path) -> TextIO:
+    """Open ``path`` for writing text, created or truncated, readable by its owner only (0600).
+
+    For plaintext patient data written on purpose (a command's output, demo credentials): an
+    existing file keeps its mode through ``O_TRUNC``, so the mode is set again on the open file.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def storage_name_for(*, patient_id: uuid.UUID, object_id: uuid.UUID) -> str:

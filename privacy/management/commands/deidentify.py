@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-
-def _open_private(path: Path) -> Any:
-    """Open ``path`` for writing, created (or truncated) readable by its owner only: the output
-    is redacted, but a missed identifier would otherwise be world-readable."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: set it
-    return os.fdopen(fd, "w", encoding="utf-8")
+from privacy.storage import private_text_open
 
 
 class Command(BaseCommand):
@@ -51,7 +44,7 @@ class Command(BaseCommand):
         done = bad = withheld = 0
         with (
             source.open("rb") as reader,
-            _open_private(target) as writer,
+            private_text_open(target) as writer,
         ):
             lines = tqdm(
                 enumerate(self._lines(reader), 1),

@@ -14,13 +14,13 @@ input. Use it for anything that leaves the clinic.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from privacy.storage import private_text_open
 from screening.ml.text.scorer import TextScore, TextScorer, get_text_scorer, score_each
 
 
@@ -73,13 +73,6 @@ def _record(rid: Any, text: str, score: TextScore, *, deidentify: bool = False) 
         for s in score.crisis.spans
     ]
     return out
-
-
-def _open_private(path: Path) -> Any:
-    """Open ``path`` for writing, created (or truncated) readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: set it
-    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def _chunks(
@@ -143,7 +136,7 @@ class Command(BaseCommand):
         chunk_chars = 2_000_000
         errors = 0
         with (
-            _open_private(opts["output"]) as out,
+            private_text_open(opts["output"]) as out,
             tqdm(total=len(rows), unit="text", disable=opts["no_progress"]) as bar,
         ):
             for part in _chunks(rows, max_texts=chunk_texts, max_chars=chunk_chars):

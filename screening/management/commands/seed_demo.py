@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path
@@ -25,6 +24,7 @@ from privacy.auth import token_hash, token_issue
 from privacy.choices import ConsentScope
 from privacy.consent import consent_change, consent_document_publish, consent_state
 from privacy.models import ApiToken
+from privacy.storage import private_text_open
 from risk.models import EscalationPolicy
 from screening.models import CareTeam, Clinician, DiaryEntry, Organisation, Patient, User
 from screening.services.diary import diary_entry_create
@@ -115,8 +115,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self._seed(creds)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
+        with private_text_open(path) as handle:
             json.dump(creds, handle, indent=2)
         if options["verbosity"] > 0:
             self.stdout.write(self.style.SUCCESS(f"demo data ready; credentials in {path}"))
