@@ -18,9 +18,6 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
-#: The help button's endpoint (screening.api.urls, name ``help``): see ``_too_large``.
-HELP_PATH = "/api/v1/help"
-
 
 def current_request_id() -> str:
     return _request_id.get()
@@ -82,7 +79,7 @@ class RequestIdMiddleware:
             length = -1
         if 0 <= length <= limit:
             return None
-        if request.method == "POST" and request.path_info.rstrip("/") == HELP_PATH:
+        if request.method == "POST" and is_help_request(request):
             # The help button never refuses a press: its body is optional (a key and a time), so
             # one that is too large or has a broken length is left unread, never a 413/400.
             request.META["CONTENT_LENGTH"] = "0"
@@ -141,7 +138,16 @@ class DatabaseUnavailableMiddleware:
 
 
 def is_help_request(request: HttpRequest) -> bool:
-    return request.path_info.rstrip("/") == HELP_PATH
+    """Whether the request is for the help button (URL ``api:help``, resolved like Django does,
+    so a script prefix or a trailing slash changes nothing). Asked only on refusal and error
+    paths, never on a normal request."""
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return match.view_name == "api:help"
 
 
 def help_unrecorded_crisis(request: HttpRequest) -> dict[str, Any] | None:
