@@ -79,7 +79,8 @@ def vigil_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     view = context.get("view")
     if isinstance(exc, VigilError):
         body = error_body(code=exc.code, message=exc.message, status=exc.status, extra=exc.extra)
-        _record_denial(request, view, exc.code, exc.status)
+        # A refusal may be recorded more precisely than it is answered (never the other way).
+        _record_denial(request, view, getattr(exc, "audit_reason", exc.code), exc.status)
         return Response(body, status=exc.status)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc.__class__.__name__)

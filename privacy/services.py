@@ -39,14 +39,16 @@ class SecondFactorNotEnrolled(VigilError):
     default_message = "Sign in to the portal once to set up the second factor first."
 
 
-class ApiLoginNotAllowed(VigilError):
+class ApiLoginNotAllowed(LoginFailed):
     """The password was right, but the account is not one the API serves: administrators (and
     every account with admin-site rights that is neither a clinician nor an auditor) work in the
-    admin site, and no API endpoint answers them, so they get no bearer token at all."""
+    admin site, and no API endpoint answers them, so they get no bearer token at all.
 
-    code = "api_login_not_allowed"
-    status = 403
-    default_message = "This account cannot get an API token. Administrators use the admin site."
+    The caller gets exactly the wrong-password answer (401 ``login_failed``): a distinct answer
+    would confirm an administrator's password through the API, without the admin site's second
+    factor or lockout. The reason is kept for the audit log only (``audit_reason``)."""
+
+    audit_reason = "api_login_not_allowed"
 
 
 #: Roles whose bearer tokens need the second factor (the portal's roles).
@@ -108,7 +110,8 @@ def session_token_login(
     Clinicians and auditors also need ``totp_code`` and are subject to the portal's lockout
     (:func:`_staff_login_check`); patients log in with the password alone. Every other account
     (administrators, system accounts, superusers) is refused even with the right password:
-    :class:`ApiLoginNotAllowed` (403); a wrong password stays the generic :class:`LoginFailed`.
+    :class:`ApiLoginNotAllowed`, which answers like a wrong password (:class:`LoginFailed`) and
+    is told apart only in the audit log.
     """
     if _staff_user(username) is not None:
         user = _staff_login_check(

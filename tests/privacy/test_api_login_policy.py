@@ -3,11 +3,10 @@
 - patients: the password;
 - clinicians and auditors: the password and a current ``totp_code``, under the portal's lockout;
 - everyone else (administrators, system accounts, superusers, a patient account with admin-site
-  rights): nothing, even with the right password: ``api_login_not_allowed`` (403), recorded as a
-  denied ``auth.login`` that the auditors see. No API endpoint serves them.
-
-A wrong password is the generic ``login_failed`` (401) for every account, so the 403 tells nothing
-that the admin site's own login form does not.
+  rights): nothing, even with the right password. They get exactly the wrong-password answer
+  (``login_failed``, 401), so the API never confirms an administrator's password outside the
+  admin site's own login and lockout; the refusal is recorded as a denied ``auth.login`` with the
+  reason ``api_login_not_allowed``, which the auditors see. No API endpoint serves them.
 """
 
 from __future__ import annotations
@@ -122,14 +121,18 @@ def test_the_portal_lockout_still_applies(world, settings, who):
 @pytest.mark.parametrize("name", list(NOT_SERVED))
 def test_accounts_no_endpoint_serves_are_refused_with_the_right_password(world, not_served, name):
     user = not_served[name]
-    error = assert_error(login(user.username), 403, "api_login_not_allowed")
-    assert "admin site" in error["message"]
+    error = assert_error(login(user.username), 401, "login_failed")
+    # Exactly the wrong-password answer: the API never confirms an administrator's password.
+    wrong = assert_error(login(user.username, WRONG), 401, "login_failed")
+    assert {k: v for k, v in error.items() if k != "request_id"} == {
+        k: v for k, v in wrong.items() if k != "request_id"
+    }
     assert not ApiToken.objects.filter(user=user).exists()
     event = AccessEvent.objects.get(request_id=error["request_id"])
     assert (event.action, event.outcome, event.status_code, event.reason) == (
         "auth.login",
         "denied",
-        403,
+        401,
         "api_login_not_allowed",
     )
     assert (event.actor_id, event.actor_role, event.ip_address) == (None, "anonymous", ADDRESS)
@@ -138,7 +141,7 @@ def test_accounts_no_endpoint_serves_are_refused_with_the_right_password(world, 
 
 @pytest.mark.parametrize("name", ["admin", "superuser_default_role"])
 def test_a_code_does_not_help_an_administrator(world, not_served, name):
-    assert_error(login(not_served[name].username, totp_code="123456"), 403, "api_login_not_allowed")
+    assert_error(login(not_served[name].username, totp_code="123456"), 401, "login_failed")
     assert not ApiToken.objects.exists()
 
 
@@ -157,18 +160,18 @@ def test_an_inactive_administrator_is_the_generic_401(world, not_served):
 def test_administrator_attempts_are_rate_limited_like_any_login(world, not_served, throttle_rates):
     throttle_rates(login="2/min")
     user = not_served["admin"]
-    assert [login(user.username).status_code for _ in range(3)] == [403, 403, 429]
+    assert [login(user.username).status_code for _ in range(3)] == [401, 401, 429]
 
 
 def test_the_auditor_sees_the_refusal(world, not_served):
-    error = assert_error(login(not_served["admin"].username), 403, "api_login_not_allowed")
+    error = assert_error(login(not_served["admin"].username), 401, "login_failed")
     auditor = world.client_for(world.auditor.user)
     rows = auditor.get("/api/v1/audit/events", {"role": "anonymous", "ip": ADDRESS}).json()
     row = next(r for r in rows["results"] if r["request_id"] == error["request_id"])
     assert (row["action"], row["reason"], row["status_code"], row["client_ip"]) == (
         "auth.login",
         "api_login_not_allowed",
-        403,
+        401,
         ADDRESS,
     )
 
