@@ -72,11 +72,13 @@ from risk.models import (
 from risk.rules.engine import (
     DAY_SIGNALS_CAP,
     Adherence,
+    BaselineDrop,
     DailyMood,
     EngineError,
     Event,
     Firing,
     HelpPressed,
+    MediaDistress,
     MoodRef,
     PatientState,
     QuestionnaireScored,
@@ -1807,18 +1809,25 @@ def alert_reassign(
 # --- a day's mood retracted by its producer ------------------------------------------------------
 #: What a consent withdrawal with deletion can take back from the per-day state, by the scope's
 #: derived data: crisis language from diary text or from transcripts, video distress, and the
-#: voice / face / text baseline drops. Each maps to a predicate on a stored signal reference.
+#: voice / face / text baseline drops. Built from the events' own kinds and the crisis sources
+#: (``CrisisLanguage.source_id`` is ``<source>:<ref>``), so a renamed kind cannot silently stop a
+#: retraction.
+def _crisis_from(source: str) -> Callable[[str, dict[str, Any]], bool]:
+    return lambda bucket, ref: (
+        bucket == "crisis" and str(ref.get("source_id", "")).startswith(f"{source}:")
+    )
+
+
+def _drop_of(signal: str) -> Callable[[str, dict[str, Any]], bool]:
+    return lambda bucket, ref: ref.get("kind") == BaselineDrop.kind and ref.get("code") == signal
+
+
 RETRACTABLE_SIGNALS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
-    "text": lambda bucket, ref: (
-        (bucket == "crisis" and str(ref.get("source_id", "")).startswith("text:"))
-        or (ref.get("kind") == "baseline_drop" and ref.get("code") == "text")
-    ),
-    "transcript": lambda bucket, ref: (
-        bucket == "crisis" and str(ref.get("source_id", "")).startswith("transcript:")
-    ),
-    "media_distress": lambda bucket, ref: ref.get("kind") == "media_distress",
-    "voice": lambda bucket, ref: ref.get("kind") == "baseline_drop" and ref.get("code") == "voice",
-    "face": lambda bucket, ref: ref.get("kind") == "baseline_drop" and ref.get("code") == "face",
+    "text": lambda bucket, ref: _crisis_from("text")(bucket, ref) or _drop_of("text")(bucket, ref),
+    "transcript": _crisis_from("transcript"),
+    "media_distress": lambda bucket, ref: ref.get("kind") == MediaDistress.kind,
+    "voice": _drop_of("voice"),
+    "face": _drop_of("face"),
 }
 
 
@@ -1868,7 +1877,6 @@ def day_mood_retract(
     (``low_mood_streak``, ``crisis_double_verified``). Alerts already raised stay, evidence and
     all: they are the clinical record of what was known when they fired. Idempotent; returns how
     many days changed."""
-    from risk.rules.engine import BaselineDrop
 
     days = sorted(set(local_dates))
     changed = 0

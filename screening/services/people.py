@@ -150,6 +150,10 @@ def patient_update(*, actor: Actor, patient: Patient) -> Patient:
         Patient.objects.select_for_update().filter(pk=patient.pk).values(*audited.values()).get()
     )
     patient.save()
+    if previous["organisation_id"] != patient.organisation_id:
+        # Risk work first, audit records last: each access_record takes the audit chain's head,
+        # which would otherwise stay locked while every moved alert is re-armed and notified.
+        patient_transferred(actor=actor, patient=patient)
     changed = [name for name, attr in audited.items() if previous[attr] != getattr(patient, attr)]
     if changed:
         access_record(
@@ -168,8 +172,6 @@ def patient_update(*, actor: Actor, patient: Patient) -> Patient:
             resource_type="Patient",
             resource_id=patient.pk,
         )
-    if previous["organisation_id"] != patient.organisation_id:
-        patient_transferred(actor=actor, patient=patient)
     return patient
 
 
