@@ -19,7 +19,8 @@ the category. A remote-past cue ("years ago", "when I was 15", "used to") lowers
 night", "yesterday", "just") raises an attempt to ``imminent_intent``.
 
 Cost is linear in the text: each rule is one regex scan with bounded gaps (no nested unbounded
-quantifiers), and the context of a match is read from a bounded window around it.
+quantifiers, and no character that is both part of a word and a separator: ``_`` is folded to a
+space by :func:`normalise`), and the context of a match is read from a bounded window around it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.4.0"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.4.1"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -360,8 +361,8 @@ _METHOD = (
 
 # 1.4.0: one's own death as a point in time ("after I'm dead", "once I've passed away")
 _DEAD_ME = (
-    r"dead|no longer here|not here any ?more|not around any ?more|passed|passed away|died"
-    r"|not alive"
+    r"(?:dead|no longer here|not here any ?more|not around any ?more|passed|passed away|died"
+    r"|not alive){CLAUSE_END}"  # not "dead tired", "passed my exams"
 )
 
 RULES: tuple[Rule, ...] = (
@@ -1481,6 +1482,10 @@ _ASCII_TABLE = {
     13: "\n",
     127: " ",
     ord("`"): "'",
+    # "_" is a separator here, never part of a word: the rules' word class ([\w']+) and separator
+    # ([\s\-_*~/]+) would otherwise both match it, and a run of underscores could be split in
+    # exponentially many ways (44 underscores after "gave" took over 20 s in 1.4.0 before this).
+    ord("_"): " ",
 }
 
 
@@ -1499,6 +1504,8 @@ def _fold_char(char: str) -> str:
     if category in ("Cc", "Cf", "Zs", "Zl", "Zp", "Cs", "Co", "Cn") and char != "\n":
         return " "
     folded = unicodedata.normalize("NFKC", char)
+    if folded == "_":  # a separator, never part of a word (see _ASCII_TABLE)
+        return " "
     if len(folded) != 1:
         folded = char
     lowered = folded.lower()

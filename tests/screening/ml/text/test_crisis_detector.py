@@ -894,7 +894,7 @@ def test_not_having_done_it_yet_asserts_the_thought() -> None:
 
 
 def test_detector_version_was_bumped_for_the_adversarial_fixes() -> None:
-    assert DETECTOR_VERSION == "1.4.0"
+    assert DETECTOR_VERSION == "1.4.1"
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "plan.after_im_gone",
@@ -1021,3 +1021,65 @@ def test_a_denial_after_the_match_is_a_negation(text: str) -> None:
     result = detect_crisis(text)
     assert not at_least(result, "passive_ideation"), result
     assert "negated" in result.flags
+
+
+# --- 1.4.1: underscores and "dead"/"passed" as a point in time ------------------------------------
+
+
+def _finishes(text: str, seconds: float = 20.0) -> crisis.CrisisResult | None:
+    """Run the detector in a thread: a catastrophic backtrack fails the test instead of hanging
+    the suite (the thread is left to finish on its own)."""
+    import threading
+
+    out: list[crisis.CrisisResult] = []
+    worker = threading.Thread(target=lambda: out.append(detect_crisis(text)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return out[0] if out else None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I left " + "_" * 60 + " here",
+        "i'm on the bridge " + "_" * 60,
+        "gave " + "_" * 60,
+        "saying goodbyes " + "_" * 60,
+        "i'm doing it " + "_" * 60,
+        "killing myself " + "_" * 60,
+    ],
+    ids=["after-im-gone", "edge-jump", "gave", "goodbyes", "doing-it", "timed"],
+)
+def test_runs_of_underscores_cannot_stall_the_detector(text: str) -> None:
+    """Underscores matched both the rules' word class and their separator: 44 of them after
+    "gave" took over 20 s (a worker hung on one diary line). They are separators now."""
+    assert _finishes(text) is not None
+
+
+def test_an_underscore_still_separates_words() -> None:
+    assert at_least(detect_crisis("i_want_to_kill_myself"), "active_ideation")
+    result = detect_crisis("i want to kill_myself tonight")
+    assert result.spans and all(
+        "i want to kill_myself tonight"[s.start : s.end].strip() for s in result.spans
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I put the kettle on when I'm dead tired.",
+        "We planned a holiday for once I've passed my exams.",
+        "I planned a big party for after I've passed my driving test.",
+    ],
+    ids=["dead-tired", "passed-exams", "passed-test"],
+)
+def test_dead_or_passed_as_an_everyday_word_is_not_a_plan(text: str) -> None:
+    assert detect_crisis(text).category == "none", detect_crisis(text)
+
+
+def test_preparing_for_after_ones_death_is_still_a_plan() -> None:
+    for text in (
+        "I wrote letters to my kids for when I'm dead.",
+        "I've sorted my will for after I've passed away, and I'm ready.",
+    ):
+        assert at_least(detect_crisis(text), "plan"), text
