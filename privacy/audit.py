@@ -96,13 +96,14 @@ def _chain_head_create() -> None:
     AuditChainHead.objects.get_or_create(pk=CHAIN_HEAD_ID, defaults=defaults)
 
 
-def _chain_advance() -> tuple[int, str]:
-    """Lock the head by incrementing it (an UPDATE first: it is what takes the lock), and return
-    the new position and the hash of the event before it. Call inside a transaction."""
+def _chain_advance(count: int = 1) -> tuple[int, str]:
+    """Lock the head by moving it ``count`` positions on (an UPDATE first: it is what takes the
+    lock), and return the new (last) position and the hash of the event before the first new
+    one. Call inside a transaction."""
     heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID)
-    if not heads.update(seq=F("seq") + 1):
+    if not heads.update(seq=F("seq") + count):
         _chain_head_create()
-        heads.update(seq=F("seq") + 1)
+        heads.update(seq=F("seq") + count)
     seq, prev_hash = heads.values_list("seq", "hash").get()
     return seq, prev_hash
 
@@ -177,11 +178,7 @@ def access_record_patients(
         "ip_address": actor.ip_address,
     }
     with transaction.atomic():
-        heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID)
-        if not heads.update(seq=F("seq") + len(ids)):
-            _chain_head_create()
-            heads.update(seq=F("seq") + len(ids))
-        last_seq, prev_hash = heads.values_list("seq", "hash").get()
+        last_seq, prev_hash = _chain_advance(len(ids))
         occurred_at = timezone.now()
         events = []
         for offset, patient_id in enumerate(ids):
@@ -207,7 +204,9 @@ def access_record_patients(
             AccessEvent._base_manager._insert(  # type: ignore[attr-defined]
                 events[start : start + 50], fields=fields, raw=True
             )
-        heads.update(hash=prev_hash, updated_at=occurred_at)
+        AuditChainHead.objects.filter(pk=CHAIN_HEAD_ID).update(
+            hash=prev_hash, updated_at=occurred_at
+        )
     return len(events)
 
 

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from clinician_portal.fhir.access import (
@@ -315,15 +315,15 @@ def export_kek_usage() -> dict[str, int]:
     rows = (
         FhirExportJob.objects.filter(wrapped_key__isnull=False)
         .exclude(kek_id="")
-        .values_list("kek_id", flat=True)
+        .values("kek_id")
+        .annotate(n=Count("pk"))
     )
-    usage: dict[str, int] = {}
-    for kek_id in rows:
-        usage[kek_id] = usage.get(kek_id, 0) + 1
-    return usage
+    return {row["kek_id"]: row["n"] for row in rows}
 
 
-def export_keys_rewrap(*, to: str, dry_run: bool = False) -> tuple[int, list[uuid.UUID]]:
+def export_keys_rewrap(
+    *, to: str, dry_run: bool = False, actor: Actor | None = None
+) -> tuple[int, list[uuid.UUID]]:
     """KEK rotation for bulk exports: re-wrap every live job's data key under ``to`` (its files
     are untouched), one job at a time under its row lock, so that the old KEK can be retired
     without making recent exports unreadable. Idempotent and resumable; a job shredded meanwhile
@@ -356,6 +356,13 @@ def export_keys_rewrap(*, to: str, dry_run: bool = False) -> tuple[int, list[uui
                 wrapped = crypto.seal(target, dek, _key_aad(job.pk, to))
                 FhirExportJob.objects.filter(pk=job.pk).update(kek_id=to, wrapped_key=wrapped)
             rewrapped += 1
+    if rewrapped and not dry_run:  # like key.rewrap / key.totp_reseal (no patient, counts only)
+        access_record(
+            actor=actor or Actor.system(),
+            action="key.export_rewrap",
+            resource_type="FhirExportJob",
+            purpose=f"{rewrapped} export job keys re-wrapped under KEK {to}",
+        )
     return rewrapped, failed
 
 

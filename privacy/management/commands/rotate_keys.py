@@ -102,7 +102,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
 
-        exports_done, exports_failed = export_keys_rewrap(to=target, dry_run=options["dry_run"])
+        exports_done, exports_failed = export_keys_rewrap(
+            to=target, dry_run=options["dry_run"], actor=actor
+        )
         for job_id in exports_failed:
             self.stderr.write(f"FAILED FHIR export job {job_id}: its key could not be unwrapped")
         self.stdout.write(

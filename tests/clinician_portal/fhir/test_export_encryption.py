@@ -297,6 +297,8 @@ def test_kek_rotation_rewraps_live_export_keys_so_the_old_kek_can_go(
         assert "Re-wrapped 1 FHIR export job keys; 0 failed." in out.getvalue()
         job.refresh_from_db()
         assert job.kek_id == "new-1"
+        (event,) = AccessEvent.objects.filter(action="key.export_rewrap")
+        assert event.patient_id is None and "1 export job keys" in event.purpose
         call_command("rotate_keys", "--check-retirable", "test-1", stdout=io.StringIO())
         again = io.StringIO()
         call_command("rotate_keys", "--to", "new-1", "--no-progress", stdout=again)
