@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -31,7 +39,12 @@ from privacy.consent import consent_has
 from privacy.models import AccessEvent
 from risk.choices import ACTIVE_STATES, Tier
 from risk.models import Alert, AlertEvidence, AlertTransition, PatientDaySignals
-from risk.selectors import alert_queue_for, alerts_visible_to
+from risk.selectors import (
+    alert_queue_for,
+    alert_superseded,
+    alert_superseded_prefetch,
+    alerts_visible_to,
+)
 from screening.models import (
     Clinician,
     DiaryEntry,
@@ -567,30 +580,15 @@ def _evidence_view(item: AlertEvidence) -> EvidenceView:
     )
 
 
+#: What the alert page shows of the alerts an alert superseded.
+SUPERSEDED_SHOWN_FIELDS = ("tier", "state", "rule_id", "rule_set_version", "local_date")
+
+
 def _superseded_alerts(alert: Alert) -> list[Alert]:
-    """The alerts this one superseded, directly or through an alert it superseded (tiers only go
-    up, so two links cover yellow -> orange -> red), oldest first, in one query. Only alerts of
-    the same patient and clinic: the page's visibility check covered those and no others."""
-    return list(
-        Alert.objects.filter(
-            Q(superseded_by_id=alert.pk) | Q(superseded_by__superseded_by_id=alert.pk),
-            patient_id=alert.patient_id,
-            organisation_id=alert.organisation_id,
-        )
-        .only(
-            "id",
-            "patient_id",
-            "organisation_id",
-            "tier",
-            "state",
-            "rule_id",
-            "rule_set_version",
-            "local_date",
-            "created_at",
-            "superseded_by_id",
-        )
-        .order_by("created_at", "id")
-    )
+    """The alerts this one superseded (:func:`risk.selectors.alert_superseded`), with what the
+    page shows of them, in two queries."""
+    prefetch_related_objects([alert], *alert_superseded_prefetch(fields=SUPERSEDED_SHOWN_FIELDS))
+    return alert_superseded(alert=alert)
 
 
 def _baseline(

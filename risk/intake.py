@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import datetime as dt
+    import uuid
     from collections.abc import Iterable
 
     from privacy.audit import Actor
@@ -39,6 +40,15 @@ HELP_REQUEST_HANDLERS: list = []
 def help_request_received(*, help_request: HelpRequest, new_emergency: bool) -> None:
     for handler in HELP_REQUEST_HANDLERS:
         handler(help_request=help_request, new_emergency=new_emergency)
+
+
+def help_requests_alerted(*, patient_ids: Iterable[uuid.UUID], since: dt.datetime) -> set[str]:
+    """The ids of the help presses of these patients since ``since`` that the risk engine has
+    already counted (the evidence of their red alert exists): the help sweep re-runs the intake
+    for the others."""
+    from risk.selectors import help_presses_with_evidence
+
+    return help_presses_with_evidence(patient_ids=patient_ids, since=since)
 
 
 def questionnaire_scored(*, response: QuestionnaireResponse) -> Any:

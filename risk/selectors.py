@@ -2,11 +2,68 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
 
 from risk.choices import ACTIVE_STATES
-from risk.models import Alert, EscalationPolicy
+from risk.models import Alert, AlertEvidence, EscalationPolicy
 from screening.models import Clinician
+
+#: The relations an alert's superseded alerts hang from. Tiers only go up (yellow -> orange ->
+#: red) and an alert supersedes only lower tiers, so two links reach every alert it absorbed.
+SUPERSEDED_LOOKUPS = ("supersedes", "supersedes__supersedes")
+
+#: What :func:`alert_superseded` itself reads of each superseded alert.
+_SUPERSEDED_FIELDS = ("id", "patient_id", "organisation_id", "created_at", "superseded_by_id")
+
+
+def alert_superseded_prefetch(
+    *, fields: Sequence[str] = (), with_evidence: bool = False
+) -> tuple[Prefetch[Any] | str, ...]:
+    """Prefetches for :func:`alert_superseded` over many alerts: a fixed number of queries per
+    page, whatever the number of alerts (``fields``: what the caller reads of the superseded
+    alerts beyond their identity; ``with_evidence``: their evidence items too)."""
+    only = sorted({*_SUPERSEDED_FIELDS, *fields})
+    lookups: list[Prefetch[Any] | str] = []
+    for lookup in SUPERSEDED_LOOKUPS:
+        lookups.append(Prefetch(lookup, queryset=Alert.objects.only(*only)))
+        if with_evidence:
+            lookups.append(f"{lookup}__evidence_items")
+    return tuple(lookups)
+
+
+def alert_superseded(*, alert: Alert) -> list[Alert]:
+    """The alerts this one superseded, directly or through one it superseded, oldest first (from
+    :func:`alert_superseded_prefetch` when the caller prefetched, else a query per link). Only
+    those of the same patient and clinic: the visibility check that let this alert through
+    covers no others."""
+    found: list[Alert] = []
+    for lower in alert.supersedes.all():
+        found.append(lower)
+        found.extend(lower.supersedes.all())
+    return sorted(
+        (
+            a
+            for a in found
+            if a.patient_id == alert.patient_id and a.organisation_id == alert.organisation_id
+        ),
+        key=lambda a: (a.created_at, str(a.pk)),
+    )
+
+
+def help_presses_with_evidence(*, patient_ids: Iterable[uuid.UUID], since: dt.datetime) -> set[str]:
+    """Ids of the help presses (of these patients, evidence recorded since ``since``) that the
+    engine counted: its dedupe key for a press is ``<rule>:<press id>``."""
+    from risk.rules.engine import HelpPressed
+
+    keys = AlertEvidence.objects.filter(
+        patient_id__in=set(patient_ids), event_kind=HelpPressed.kind, created_at__gte=since
+    ).values_list("dedupe_key", flat=True)
+    return {key.split(":", 1)[-1] for key in keys}
 
 
 def alerts_visible_to(*, clinician: Clinician, active_only: bool = True) -> QuerySet[Alert]:

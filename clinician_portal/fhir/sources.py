@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from clinician_portal.fhir.access import Principal, patients_visible
 from clinician_portal.fhir.mappers import (
@@ -36,6 +36,7 @@ from clinician_portal.fhir.mappers import (
 from clinician_portal.fhir.search import Key, Query, token_matches
 from privacy.models import AccessEvent, ConsentRecord
 from risk.models import Alert, OutboxMessage
+from risk.selectors import alert_superseded, alert_superseded_prefetch
 from screening.instruments import INSTRUMENTS
 from screening.models import CareTeam, Clinician, Organisation, Patient, QuestionnaireResponse
 
@@ -611,30 +612,12 @@ def _evidence_basis(alert: Alert) -> list[str]:
     return basis
 
 
-def _superseded(alert: Alert) -> list[Alert]:
-    """The alerts this one superseded, directly or through one it superseded (tiers only go up:
-    two links), oldest first, from the prefetch (:data:`ALERT_SUPERSEDED_PREFETCH`). Only those
-    of the same patient and clinic: the visibility that let this alert through covers no more."""
-    found: list[Alert] = []
-    for lower in alert.supersedes.all():
-        found.append(lower)
-        found.extend(lower.supersedes.all())
-    return sorted(
-        (
-            a
-            for a in found
-            if a.patient_id == alert.patient_id and a.organisation_id == alert.organisation_id
-        ),
-        key=lambda a: (a.created_at, str(a.pk)),
-    )
-
-
 def _alert_basis(alert: Alert) -> list[str]:
     """The alert's own evidence, then each alert it superseded (its RiskAssessment and Flag, and
     the resources behind its evidence): a red alert raised by a help press keeps what made the
     patient orange in its basis."""
     basis = _evidence_basis(alert)
-    for lower in _superseded(alert):
+    for lower in alert_superseded(alert=alert):
         basis.append(f"RiskAssessment/{lower.pk}")
         basis.append(f"Flag/{lower.pk}")
         basis.extend(_evidence_basis(lower))
@@ -977,22 +960,7 @@ def _numeric_pk(resource_id: str) -> str | None:
 
 #: What :func:`_alert_basis` reads of the alerts a RiskAssessment's alert superseded (two
 #: links, their evidence): a fixed number of queries per page, whatever the number of alerts.
-ALERT_SUPERSEDED_PREFETCH = (
-    Prefetch(
-        "supersedes",
-        queryset=Alert.objects.only(
-            "id", "patient_id", "organisation_id", "created_at", "superseded_by_id"
-        ),
-    ),
-    "supersedes__evidence_items",
-    Prefetch(
-        "supersedes__supersedes",
-        queryset=Alert.objects.only(
-            "id", "patient_id", "organisation_id", "created_at", "superseded_by_id"
-        ),
-    ),
-    "supersedes__supersedes__evidence_items",
-)
+ALERT_SUPERSEDED_PREFETCH = alert_superseded_prefetch(with_evidence=True)
 
 
 def registry_build() -> dict[str, ResourceSpec]:

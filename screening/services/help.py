@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from privacy.audit import Actor, access_record
-from risk.intake import help_request_received
+from risk.intake import help_request_received, help_requests_alerted
 from screening.choices import EmergencyStatus
 from screening.crisis import crisis_resources_for
 from screening.models import Emergency, HelpRequest, Patient
@@ -132,9 +132,6 @@ def help_requests_sweep(
     failed), so that every press gets its red alert. Idempotent: a press whose evidence exists is
     skipped, and the risk engine counts a press's signal once (dedupe key ``<rule>:<press id>``),
     so two sweeps, or a sweep beside a press, raise nothing twice."""
-    from risk.models import AlertEvidence
-    from risk.rules.engine import HelpPressed
-
     now = now or timezone.now()
     since = now - window
     recent = list(
@@ -144,12 +141,9 @@ def help_requests_sweep(
     )
     if not recent:
         return {"scanned": 0, "missing": 0, "recovered": 0, "failed": 0}
-    keys = AlertEvidence.objects.filter(
-        patient_id__in={patient_id for _, patient_id in recent},
-        event_kind=HelpPressed.kind,
-        created_at__gte=since,
-    ).values_list("dedupe_key", flat=True)
-    alerted = {key.split(":", 1)[-1] for key in keys}
+    alerted = help_requests_alerted(
+        patient_ids={patient_id for _, patient_id in recent}, since=since
+    )
     missing = [pk for pk, _ in reversed(recent) if str(pk) not in alerted]
     recovered = failed = 0
     for press_id in missing[:limit]:

@@ -75,6 +75,7 @@ from screening.models import (
     TextSource,
     VideoSubmission,
 )
+from screening.services.common import local_day
 
 logger = logging.getLogger("vigil.scoring")
 
@@ -213,7 +214,7 @@ def _local_today(tz_names: Iterable[str]) -> dt.date:
     days = []
     for name in tz_names:
         try:
-            days.append(now.astimezone(zoneinfo.ZoneInfo(name)).date())
+            days.append(local_day(client_timestamp=now, tz_name=name))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             continue
     return max(days) if days else now.astimezone(dt.UTC).date()
