@@ -34,6 +34,7 @@ from clinician_portal.fhir.mappers import (
     risk_assessment,
 )
 from clinician_portal.fhir.search import Key, Query, token_matches
+from privacy.api.selectors import ANONYMOUS_UNATTRIBUTED, audit_event_client_ip
 from privacy.models import AccessEvent, ConsentRecord
 from risk.models import Alert, OutboxMessage
 from risk.selectors import alert_superseded, alert_superseded_prefetch
@@ -795,6 +796,7 @@ def _audit_events(rows: list[AccessEvent]) -> list[tuple[Any, dict[str, Any], st
             "purpose": purpose,
             "break_glass": e.break_glass,
             "organisation_id": org,
+            "network_address": audit_event_client_ip(event=e),
         }
         out.append(
             (e, audit_event.audit_event_to_fhir(data), str(e.patient_id) if e.patient_id else None)
@@ -897,6 +899,7 @@ def _audit_queryset(principal: Principal) -> QuerySet[Any]:
         | Q(patient__isnull=True, actor__clinician__organisation_id=org)
         | Q(patient__isnull=True, actor__auditor__organisation_id=org)
         | Q(patient__isnull=True, actor__fhir_client__organisation_id=org)
+        | ANONYMOUS_UNATTRIBUTED
     )
 
 

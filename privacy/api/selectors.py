@@ -71,8 +71,9 @@ def _period(
     return query
 
 
-#: Events of callers that were not signed in and touched no patient: no clinic owns them.
-_ANONYMOUS_UNATTRIBUTED = Q(patient__isnull=True, actor__isnull=True, actor_role=ANONYMOUS_ROLE)
+#: Events of callers that were not signed in and touched no patient: no clinic owns them, so
+#: every clinic's auditors see them (the audit API, the portal's console and FHIR AuditEvent).
+ANONYMOUS_UNATTRIBUTED = Q(patient__isnull=True, actor__isnull=True, actor_role=ANONYMOUS_ROLE)
 
 
 def audit_event_is_anonymous(*, event: AccessEvent) -> bool:
@@ -143,7 +144,7 @@ def audit_events_list(
     query: QuerySet[AccessEvent] = AccessEvent.objects.filter(
         Q(patient__organisation_id=org)
         | (Q(patient__isnull=True) & staff_or_own)
-        | _ANONYMOUS_UNATTRIBUTED
+        | ANONYMOUS_UNATTRIBUTED
     )
     if patient:
         query = query.filter(patient=target) if target else query.none()

@@ -2,7 +2,8 @@
 
 Input keys: id, seq, hash, prev_hash, occurred, actor_role, actor_practitioner_id, actor_user_id,
 patient_id, action, outcome, resource_type, resource_id, status_code, reason, purpose (already
-de-identified), break_glass, organisation_id.
+de-identified), break_glass, organisation_id, network_address (a caller that was not signed
+in only).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def audit_event_to_fhir(data: dict[str, Any]) -> dict[str, Any]:
         who = {
             "identifier": {
                 "system": codes.SYSTEM_STAFF,
-                "value": f"user-{user}" if user else "system",
+                "value": _who_value(user, data.get("actor_role")),
             }
         }
     role = data.get("actor_role") or "anonymous"
@@ -44,6 +45,10 @@ def audit_event_to_fhir(data: dict[str, Any]) -> dict[str, Any]:
         "who": who,
         "requestor": True,
     }
+    if data.get("network_address"):
+        # Only a caller that was not signed in has one here (privacy.api.selectors): all that
+        # tells one prober from another. Type 2: an IP address.
+        agent["network"] = {"address": str(data["network_address"]), "type": "2"}
     if data.get("break_glass"):
         agent["purposeOfUse"] = [{"coding": [coding(codes.ACT_REASON, "BTG", "break the glass")]}]
     entities: list[dict[str, Any]] = []
@@ -92,6 +97,13 @@ def audit_event_to_fhir(data: dict[str, Any]) -> dict[str, Any]:
             "entity": entities,
         }
     )
+
+
+def _who_value(user: Any, role: str | None) -> str:
+    """The account that acted; with none, a caller that was not signed in, else the system."""
+    if user:
+        return f"user-{user}"
+    return "anonymous" if role == "anonymous" else "system"
 
 
 def _role(code: str) -> dict[str, Any]:

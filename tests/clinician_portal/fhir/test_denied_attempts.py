@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from privacy.models import AccessEvent
 from risk.models import Alert
-from tests.clinician_portal.fhir.conftest import client_token
+from tests.clinician_portal.fhir.conftest import client_token, validate
 
 
 def _events(user: Any, action: str) -> Any:
@@ -152,3 +152,34 @@ def test_refused_attempts_show_in_the_access_log_and_the_auditors_view(
         ("fhir.read", "denied", "not_in_care_team", world.colleague.user.username),
         ("fhir.search", "denied", "not_in_care_team", world.colleague.user.username),
     ]
+
+
+def test_anonymous_refusals_are_audit_events_every_clinics_auditor_reads(
+    fhir: Any, anon: APIClient
+) -> None:
+    """A caller that was not signed in belongs to no clinic: its refusals show to every clinic's
+    auditor and audit client, as in the audit API and the portal's console, with its address
+    (all that tells one prober from another), never as the system."""
+    response = anon.get("/fhir/Observation", REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 401
+    event = AccessEvent.objects.get(actor__isnull=True, ip_address="203.0.113.9")
+    assert event.actor_role == "anonymous" and event.patient_id is None
+    readers = [
+        fhir.bearer(fhir.world.auditor.user),
+        client_token(*fhir.clinic_client_secret),
+        client_token(*fhir.other_clinic_client_secret),
+    ]
+    for api in readers:
+        body = api.get("/fhir/AuditEvent", {"_id": str(event.pk)}).json()
+        assert [e["resource"]["id"] for e in body.get("entry", [])] == [str(event.pk)]
+        resource = body["entry"][0]["resource"]
+        validate(resource)
+        agent = resource["agent"][0]
+        assert agent["who"]["identifier"]["value"] == "anonymous"
+        assert agent["network"] == {"address": "203.0.113.9", "type": "2"}
+    # A signed-in actor's address stays in the log: it is not shown.
+    fhir.bearer(fhir.world.clinician.user).get(f"/fhir/Patient/{fhir.world.patient_a.pk}")
+    staff = AccessEvent.objects.filter(actor=fhir.world.clinician.user, action="fhir.read").last()
+    assert staff is not None
+    body = readers[0].get("/fhir/AuditEvent", {"_id": str(staff.pk)}).json()
+    assert "network" not in body["entry"][0]["resource"]["agent"][0]
