@@ -119,6 +119,17 @@ TEMPLATES = [
 ]
 
 # --- database ------------------------------------------------------------------------------------
+#: The embedded profile's SQLite. WAL lets the web server and the workers read while one writes.
+#: Every transaction takes the write lock when it begins (BEGIN IMMEDIATE), waiting up to
+#: ``timeout`` seconds for it: with SQLite's default (deferred) a transaction that read first and
+#: writes later fails at once with "database is locked" when another process wrote in between
+#: (its snapshot is stale, and the busy timeout does not apply), which the web server, the
+#: workers and beat of ``make run`` hit while demo data was being scored.
+SQLITE_OPTIONS: dict[str, Any] = {
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL;",
+    "transaction_mode": "IMMEDIATE",
+}
 DATABASE_URL = env_str("DATABASE_URL")
 if IS_PRODUCTION and not DATABASE_URL:
     _missing.append("DATABASE_URL")
@@ -131,8 +142,7 @@ else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("VIGIL_SQLITE_PATH", str(VAR_DIR / "vigil.sqlite3")),
-        # WAL lets the web server and the worker read while the other writes.
-        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        "OPTIONS": dict(SQLITE_OPTIONS),
     }
     # The test database is a file, not memory, so that a real worker process can open it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test-vigil.sqlite3")}

@@ -57,7 +57,7 @@ for _ in $(seq 1 60); do
   if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then break; fi
   sleep 0.5
 done
-$PY manage.py seed_demo -v0 --summary "$BASE"
+$PY manage.py seed_demo -v0 --no-seed --summary "$BASE"
 echo "Logs: $LOGS/web.log, $LOGS/worker.log, $LOGS/worker-gpu.log, $LOGS/worker-alerts.log, $LOGS/beat.log"
 
 # Stop everything if any one of them exits.

@@ -53,3 +53,31 @@ def test_seed_demo_creates_the_demo_clinic_once_and_its_tokens_work(db, tmp_path
     assert len(response.json()["results"]) == 4
     assert all(r["text"] and r["text"] != "<encrypted>" for r in response.json()["results"])
     assert set(first["tokens"]) == {"patient_alex", "patient_sam", "patient_jo"}
+
+
+def test_summary_only_touches_no_data(db, tmp_path, django_assert_num_queries):
+    """``make run`` prints the summary after the workers have started scoring the demo data:
+    ``--no-seed`` reads the credentials file only, so it cannot meet their write locks."""
+    import pytest
+    from django.core.management.base import CommandError
+
+    credentials = tmp_path / "demo.json"
+    with pytest.raises(CommandError):
+        call_command(
+            "seed_demo", "--credentials", str(credentials), "--no-seed", "--summary", "http://x"
+        )
+    call_command("seed_demo", "--credentials", str(credentials), stdout=io.StringIO())
+    before = credentials.read_bytes()
+    out = io.StringIO()
+    with django_assert_num_queries(0):
+        call_command(
+            "seed_demo",
+            "--credentials",
+            str(credentials),
+            "--no-seed",
+            "--summary",
+            "http://127.0.0.1:8000",
+            stdout=out,
+        )
+    assert credentials.read_bytes() == before
+    assert json.loads(before)["tokens"]["patient_alex"] in out.getvalue()

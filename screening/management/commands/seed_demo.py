@@ -104,6 +104,12 @@ class Command(BaseCommand):
             default=None,
             help="Print where to look, the logins and a curl example.",
         )
+        parser.add_argument(
+            "--no-seed",
+            action="store_true",
+            help="Only print the --summary of an earlier run (reads the credentials file; "
+            "touches no data, so it is safe beside running workers).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.IS_PRODUCTION:
@@ -112,6 +118,11 @@ class Command(BaseCommand):
         creds: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         creds.setdefault("passwords", {})
         creds.setdefault("tokens", {})
+        if options["no_seed"]:
+            if not options["summary"] or not path.exists():
+                raise CommandError("--no-seed needs --summary and the credentials of a seeded run")
+            self.stdout.write(summary(creds, options["summary"].rstrip("/")))
+            return
         with transaction.atomic():
             self._seed(creds)
         path.parent.mkdir(parents=True, exist_ok=True)
