@@ -15,15 +15,17 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from privacy import models
-from privacy.audit import Actor, access_record
+from privacy.audit import Actor, access_record, access_record_patients
 from privacy.consent import consent_document_publish
 
 
 class PatientDataAdmin(admin.ModelAdmin):
-    """The admin of a model holding patient data: showing its list records an access event
-    ``admin.<model>.list`` (naming the patient when every row shown is one patient's, else none)
-    and showing one row records ``admin.<model>.view`` (the patient and the row), both before the
-    page is rendered. Saves are audited by the services they go through."""
+    """The admin of a model holding patient data: showing its list records the access event
+    ``admin.<model>.list`` once for each patient whose rows the page shows (resource: the
+    patient; one event without a patient when it shows none), so every patient's own trail says
+    that their rows were listed, and showing one row records ``admin.<model>.view`` (the patient
+    and the row), both before the page is rendered. Saves are audited by the services they go
+    through."""
 
     #: The query path from a row to its patient's id ("pk" for the patient itself).
     patient_lookup = "patient"
@@ -34,7 +36,7 @@ class PatientDataAdmin(admin.ModelAdmin):
         rows = self.model._default_manager.filter(pk__in=pks)
         # No ordering: it would join the DISTINCT and could hide a second patient.
         ids = rows.order_by().values_list(self.patient_lookup, flat=True).distinct()
-        return set(ids[:2])
+        return {i for i in ids if i is not None}
 
     def _access_record(self, request: HttpRequest, verb: str, *, patient_id: Any, pk: Any) -> None:
         access_record(
@@ -53,8 +55,14 @@ class PatientDataAdmin(admin.ModelAdmin):
         context = getattr(response, "context_data", None) or {}
         if isinstance(response, TemplateResponse) and "cl" in context:
             shown = self._patient_ids([row.pk for row in context["cl"].result_list])
-            patient_id = next(iter(shown)) if len(shown) == 1 else None
-            self._access_record(request, "list", patient_id=patient_id, pk=None)
+            if shown:
+                access_record_patients(
+                    actor=Actor.from_request(request),
+                    action=f"admin.{self.opts.model_name}.list",
+                    patient_ids=sorted(shown, key=str),
+                )
+            else:
+                self._access_record(request, "list", patient_id=None, pk=None)
         return response
 
     def change_view(

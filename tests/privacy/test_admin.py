@@ -86,8 +86,11 @@ def test_consent_records_shown_in_the_admin_are_access_events(world, staff, admi
     assert (view.resource_type, view.resource_id) == ("ConsentRecord", str(record.pk))
 
     assert admin_client.get("/admin/privacy/consentrecord/").status_code == 200
-    [listed] = AccessEvent.objects.filter(action="admin.consentrecord.list")
-    assert (listed.actor_id, listed.patient_id) == (staff.pk, None)  # both patients listed
+    listed = AccessEvent.objects.filter(action="admin.consentrecord.list")
+    assert {(e.actor_id, e.patient_id) for e in listed} == {
+        (staff.pk, world.patient_a.pk),
+        (staff.pk, world.patient_b.pk),
+    }  # both patients listed, each in their own trail
     filtered = f"/admin/privacy/consentrecord/?patient__id__exact={world.patient_a.pk}"
     assert admin_client.get(filtered).status_code == 200
     latest = AccessEvent.objects.filter(action="admin.consentrecord.list").order_by("-seq")[0]
