@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from privacy.audit import Actor
-from risk.models import Alert, AlertEvidence, PatientDaySignals
+from risk.models import Alert, AlertEvidence
 from screening.services.questionnaires import questionnaire_submit
 from screening.services.scoring import baseline_config
 from tests.clinician_portal.conftest import (
@@ -24,7 +24,14 @@ from tests.clinician_portal.conftest import (
     non_audit_queries,
     raise_help_alert,
 )
-from tests.factories import CareTeamFactory, OrganisationFactory, make_clinician, make_patient
+from tests.factories import (
+    CareTeamFactory,
+    OrganisationFactory,
+    make_clinician,
+    make_day_moods,
+    make_patient,
+    make_superseded_alert,
+)
 
 PHQ9_ITEM9 = [2, 2, 2, 2, 1, 1, 1, 1, 2]  # item 9 = 2: an orange alert
 CRISIS_EXCERPT = "tonight I want to end it all, nobody would notice"
@@ -64,33 +71,9 @@ def _crisis_evidence(alert: Alert, *, excerpt: str = CRISIS_EXCERPT) -> AlertEvi
 
 
 def _superseded_alert(by: Alert, *, tier: str = "yellow", evidence: int = 2) -> Alert:
-    """An earlier alert of ``by``'s patient that ``by`` superseded, with evidence items."""
-    lower = Alert.objects.create(
-        patient_id=by.patient_id,
-        organisation_id=by.organisation_id,
-        tier=tier,
-        state="superseded",
-        rule_set_version=by.rule_set_version,
-        rule_set_hash=by.rule_set_hash,
-        rule_id="low_mood_streak",
-        evidence={},
-        local_date=by.local_date,
-        ack_deadline=timezone.now(),
-        superseded_by=by,
-    )
-    for i in range(evidence):
-        AlertEvidence.objects.create(
-            alert=lower,
-            patient_id=lower.patient_id,
-            rule_id="low_mood_streak",
-            rule_set_version=lower.rule_set_version,
-            tier=tier,
-            event_kind="daily_mood",
-            dedupe_key=f"mood:{i}",
-            local_date=lower.local_date,
-            snapshot={"event": {"kind": "daily_mood", "mood": -6.0 - i}},
-        )
-    return lower
+    """An earlier low-mood alert of ``by``'s patient that ``by`` superseded."""
+    events = [{"kind": "daily_mood", "mood": -6.0 - i} for i in range(evidence)]
+    return make_superseded_alert(by, tier=tier, rule_id="low_mood_streak", events=events)
 
 
 # --- earlier alerts this one superseded -----------------------------------------------------------
@@ -184,13 +167,7 @@ def test_superseded_alerts_cost_no_query_per_alert_or_evidence(
 def _moods(patient: Any, values: dict[int, float]) -> dt.date:
     """Day signals ``days ago -> mood`` on the patient's own calendar; returns their today."""
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(patient.timezone)).date()
-    for ago, mood in values.items():
-        PatientDaySignals.objects.create(
-            patient=patient,
-            local_date=today - dt.timedelta(days=ago),
-            mood=mood,
-            mood_confidence=0.8,
-        )
+    make_day_moods(patient, today=today, values=values)
     return today
 
 

@@ -28,6 +28,7 @@ from tests.factories import (
     DiaryEntryFactory,
     OrganisationFactory,
     make_clinician,
+    make_day_moods,
     make_patient,
 )
 
@@ -348,22 +349,13 @@ def test_caseload_uses_each_patients_local_day(portal: Portal) -> None:
     Patient.objects.filter(pk=world.patient_b.pk).update(timezone="Pacific/Honolulu")
     auckland_today, honolulu_today = dt.date(2025, 3, 11), dt.date(2025, 3, 10)
 
-    def signals(patient: Any, today: dt.date, values: dict[int, float]) -> None:
-        for ago, mood in values.items():
-            PatientDaySignals.objects.create(
-                patient=patient,
-                local_date=today - dt.timedelta(days=ago),
-                mood=mood,
-                mood_confidence=0.8,
-            )
-
     # Auckland: today's score is -4 (a UTC "today" would miss it and show yesterday's +3), the
     # week before is +2: the trend is only right on the local day.
-    signals(world.patient_a, auckland_today, {0: -4.0, 1: 3.0, 7: 2.0, 8: 2.0})
+    make_day_moods(world.patient_a, today=auckland_today, values={0: -4.0, 1: 3.0, 7: 2.0, 8: 2.0})
     # Honolulu: a diary entry 13 local days ago still counts for 14-day adherence.
     DiaryEntryFactory(patient=world.patient_b, local_date=honolulu_today - dt.timedelta(days=13))
     DiaryEntryFactory(patient=world.patient_b, local_date=honolulu_today)
-    signals(world.patient_b, honolulu_today, {0: 1.0, 6: 1.0, 7: 5.0, 13: 5.0})
+    make_day_moods(world.patient_b, today=honolulu_today, values={0: 1.0, 6: 1.0, 7: 5.0, 13: 5.0})
     # 11:30 UTC on 10 March: already 11 March in Auckland (a UTC day would be a day behind).
     # 09:30 UTC on 11 March: still 10 March in Honolulu (a UTC day would be a day ahead).
     for moment in ("2025-03-10T11:30:00Z", "2025-03-11T09:30:00Z"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import factory
 from django.utils import timezone
@@ -79,3 +80,49 @@ class DiaryEntryFactory(factory.django.DjangoModelFactory):
     client_timestamp = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=5))
     timezone = "America/New_York"
     local_date = factory.LazyAttribute(lambda o: o.client_timestamp.date())
+
+
+def make_superseded_alert(by: Any, *, tier: str, rule_id: str, events: list[dict[str, Any]]) -> Any:
+    """An earlier, lower-tier alert of ``by``'s patient that ``by`` superseded, with one evidence
+    item per event snapshot (``event["kind"]`` is the item's kind)."""
+    from risk.models import Alert, AlertEvidence
+
+    lower = Alert.objects.create(
+        patient_id=by.patient_id,
+        organisation_id=by.organisation_id,
+        tier=tier,
+        state="superseded",
+        rule_set_version=by.rule_set_version,
+        rule_set_hash=by.rule_set_hash,
+        rule_id=rule_id,
+        evidence={},
+        local_date=by.local_date,
+        ack_deadline=timezone.now(),
+        superseded_by=by,
+    )
+    for event in events:
+        AlertEvidence.objects.create(
+            alert=lower,
+            patient_id=lower.patient_id,
+            rule_id=rule_id,
+            rule_set_version=lower.rule_set_version,
+            tier=tier,
+            event_kind=event["kind"],
+            dedupe_key=f"{event['kind']}:{uuid.uuid4()}",
+            local_date=lower.local_date,
+            snapshot={"event": event},
+        )
+    return lower
+
+
+def make_day_moods(patient: Any, *, today: dt.date, values: dict[int, float]) -> None:
+    """The rules' per-day state with a fused mood on each day ``days before today -> mood``."""
+    from risk.models import PatientDaySignals
+
+    for ago, mood in values.items():
+        PatientDaySignals.objects.create(
+            patient=patient,
+            local_date=today - dt.timedelta(days=ago),
+            mood=mood,
+            mood_confidence=0.8,
+        )

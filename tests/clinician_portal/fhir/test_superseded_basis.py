@@ -9,11 +9,11 @@ from typing import Any
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from risk.models import Alert, AlertEvidence
+from risk.models import Alert
 from tests.clinician_portal.conftest import non_audit_queries, raise_help_alert
 from tests.clinician_portal.fhir.conftest import PHQ9_HIGH, submit, validate
+from tests.factories import make_superseded_alert
 
 
 def _basis(api: Any, alert: Alert) -> list[str]:
@@ -25,35 +25,12 @@ def _basis(api: Any, alert: Alert) -> list[str]:
 
 
 def _superseded_alert(by: Alert, *, tier: str, evidence: int) -> Alert:
-    lower = Alert.objects.create(
-        patient_id=by.patient_id,
-        organisation_id=by.organisation_id,
-        tier=tier,
-        state="superseded",
-        rule_set_version=by.rule_set_version,
-        rule_set_hash=by.rule_set_hash,
-        rule_id="phq9_item9",
-        evidence={},
-        local_date=by.local_date,
-        ack_deadline=timezone.now(),
-        superseded_by=by,
-    )
-    for i in range(evidence):
-        rid = str(uuid.uuid4())
-        AlertEvidence.objects.create(
-            alert=lower,
-            patient_id=lower.patient_id,
-            rule_id="phq9_item9",
-            rule_set_version=lower.rule_set_version,
-            tier=tier,
-            event_kind="questionnaire_scored",
-            dedupe_key=f"qr:{i}:{rid}",
-            local_date=lower.local_date,
-            snapshot={
-                "event": {"kind": "questionnaire_scored", "response_id": rid, "instrument": "gad7"}
-            },
-        )
-    return lower
+    """A GAD-7 alert ``by`` superseded, one evidence item per questionnaire response."""
+    events = [
+        {"kind": "questionnaire_scored", "response_id": str(uuid.uuid4()), "instrument": "gad7"}
+        for _ in range(evidence)
+    ]
+    return make_superseded_alert(by, tier=tier, rule_id="phq9_item9", events=events)
 
 
 def test_red_risk_assessment_keeps_the_superseded_orange_alerts_basis(fhir: Any) -> None:
