@@ -1822,8 +1822,14 @@ def _drop_of(signal: str) -> Callable[[str, dict[str, Any]], bool]:
     return lambda bucket, ref: ref.get("kind") == BaselineDrop.kind and ref.get("code") == signal
 
 
+def _either(
+    *tests: Callable[[str, dict[str, Any]], bool],
+) -> Callable[[str, dict[str, Any]], bool]:
+    return lambda bucket, ref: any(test(bucket, ref) for test in tests)
+
+
 RETRACTABLE_SIGNALS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
-    "text": lambda bucket, ref: _crisis_from("text")(bucket, ref) or _drop_of("text")(bucket, ref),
+    "text": _either(_crisis_from("text"), _drop_of("text")),
     "transcript": _crisis_from("transcript"),
     "media_distress": lambda bucket, ref: ref.get("kind") == MediaDistress.kind,
     "voice": _drop_of("voice"),
