@@ -40,6 +40,32 @@ def _get(name: str, default: T | None, parse: Callable[[str], T], required: bool
         raise EnvError(f"{name} is malformed: {exc.__class__.__name__}") from None
 
 
+_RATE_PERIODS = {
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
+
+
+def parse_rate(raw: str) -> tuple[int, int]:
+    """``"120/min"`` -> (120, 60): a count and a window in seconds (DRF's rate syntax)."""
+    count, _, period = raw.partition("/")
+    seconds = _RATE_PERIODS.get(period.strip().lower())
+    if seconds is None or int(count) < 1:
+        raise ValueError("expected N/s, N/min, N/hour or N/day with N >= 1")
+    return int(count), seconds
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    value = _get(name, None, parse_rate, False)
+    return value if value is not None else parse_rate(default)
+
+
 def env_str(name: str, default: str | None = None, *, required: bool = False) -> str | None:
     return _get(name, default, str, required)
 

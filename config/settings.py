@@ -17,7 +17,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import EnvError, env_bool, env_float, env_int, env_list, env_str
+from config.env import EnvError, env_bool, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -275,6 +275,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# Refused requests of callers that are not signed in (bad tokens, failed logins) are recorded one
+# by one up to this many per address and window; past it one `audit.refusals_suppressed` event marks
+# the flood and the rest of the window is not recorded (the responses do not change).
+VIGIL_RATE_ANON_REFUSALS = env_rate("VIGIL_RATE_ANON_REFUSALS", "120/min")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vigil patient API",

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -108,6 +109,52 @@ def _chain_advance(count: int = 1) -> tuple[int, str]:
     return seq, prev_hash
 
 
+#: The action of the one event that marks a flood of anonymous refusals from one address.
+REFUSALS_SUPPRESSED_ACTION = "audit.refusals_suppressed"
+
+
+def _anonymous_refusal_admitted(*, actor: Actor, outcome: str) -> bool:
+    """Whether a refusal of a caller that is not signed in is written one by one.
+
+    Anyone can send requests with bad tokens or passwords, and each refusal is a row in the
+    append-only chain, so they are counted per address in fixed windows
+    (``VIGIL_RATE_ANON_REFUSALS``, in the cache, like the API's throttles). The first refusal past
+    the limit writes one ``audit.refusals_suppressed`` event instead (auditors see the flood and
+    its address); the rest of that window is not written. Everything else (signed-in actors,
+    allowed events, the system) is always written. If the cache fails, the event is written."""
+    if actor.user_id is not None or actor.role != ANONYMOUS_ROLE:
+        return True
+    if outcome != AccessOutcome.DENIED:
+        return True
+    from django.core.cache import cache
+
+    limit, window = settings.VIGIL_RATE_ANON_REFUSALS
+    address = hashlib.sha256((actor.ip_address or "-").encode()).hexdigest()[:24]
+    key = f"audit-anon-refusals:{address}:{int(time.time() // window)}"
+    try:
+        cache.add(key, 0, timeout=window + 5)
+        count = cache.incr(key)
+    except Exception:  # a cache fault must never cost an audit event
+        logger.warning("refusal counter unavailable; the refusal is recorded")
+        return True
+    if count <= limit:
+        return True
+    if count == limit + 1:
+        logger.warning("anonymous refusals from one address over the limit: recording suppressed")
+        _access_append(
+            AccessEvent(
+                actor_id=None,
+                actor_role=ANONYMOUS_ROLE,
+                action=REFUSALS_SUPPRESSED_ACTION,
+                outcome=AccessOutcome.DENIED,
+                reason=_clip(f"over {limit} per {window}s", "reason"),
+                request_id=_clip(current_request_id(), "request_id"),
+                ip_address=actor.ip_address,
+            )
+        )
+    return False
+
+
 def access_record(
     *,
     actor: Actor,
@@ -120,24 +167,34 @@ def access_record(
     reason: str = "",
     purpose: str = "",
     break_glass: bool = False,
-) -> AccessEvent:
+) -> AccessEvent | None:
     """Append one event to the chain. ``purpose`` says why (a break-glass or erasure reason),
-    never content. Runs in its own savepoint: a failure leaves the caller's transaction usable."""
-    event = AccessEvent(
-        actor_id=actor.user_id,
-        actor_role=_clip(actor.role, "actor_role"),
-        patient_id=patient_id,
-        action=_clip(action, "action"),
-        outcome=outcome,
-        resource_type=_clip(resource_type, "resource_type"),
-        resource_id=_clip(resource_id, "resource_id"),
-        status_code=status_code,
-        reason=_clip(reason, "reason"),
-        request_id=_clip(current_request_id(), "request_id"),
-        ip_address=actor.ip_address,
-        purpose=_clip(purpose, "purpose"),
-        break_glass=bool(break_glass),
+    never content. Runs in its own savepoint: a failure leaves the caller's transaction usable.
+
+    Returns None only for a refusal of a caller that is not signed in beyond
+    ``VIGIL_RATE_ANON_REFUSALS`` from one address (:func:`_anonymous_refusal_admitted`)."""
+    if not _anonymous_refusal_admitted(actor=actor, outcome=outcome):
+        return None
+    return _access_append(
+        AccessEvent(
+            actor_id=actor.user_id,
+            actor_role=_clip(actor.role, "actor_role"),
+            patient_id=patient_id,
+            action=_clip(action, "action"),
+            outcome=outcome,
+            resource_type=_clip(resource_type, "resource_type"),
+            resource_id=_clip(resource_id, "resource_id"),
+            status_code=status_code,
+            reason=_clip(reason, "reason"),
+            request_id=_clip(current_request_id(), "request_id"),
+            ip_address=actor.ip_address,
+            purpose=_clip(purpose, "purpose"),
+            break_glass=bool(break_glass),
+        )
     )
+
+
+def _access_append(event: AccessEvent) -> AccessEvent:
     with transaction.atomic():
         seq, prev_hash = _chain_advance()
         event.seq = seq

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_CALL = re.compile(
-    r"""(?:env_(?:str|int|bool|list|float)|_required_in_production)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    r"""(?:env_(?:str|int|bool|list|float|rate)|_required_in_production)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
 )
 SCRIPT_VAR = re.compile(r"\$\{?(VIGIL_[A-Z0-9_]+|PYTHON)\b")
 #: A read outside config/env.py's helpers (ML code that must not import Django reads os.environ).
