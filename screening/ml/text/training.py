@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -67,7 +68,12 @@ class TrainConfig:
 ADAPTER_RECIPE: dict[str, Any] = {
     **LoraConfig(bf16=True).as_dict(),
     "background_rows": 1000,
+    # GoEmotions rows that talk of treatment (TREATMENT_TALK) as "supportive", total weight x the
+    # passages'; 0: none, as in variant A (see the experiment page for variant T's figures)
+    "treatment_weight": 0.0,
 }
+#: The recipe's keys about the training data (the rest are LoraConfig's).
+_RECIPE_DATA_KEYS = ("background_rows", "treatment_weight")
 
 #: The merged adapter deltas the heads were fitted on, next to the heads (its sha256 is in each
 #: head's card; the scorer applies it to the verified encoder at load).
@@ -77,7 +83,7 @@ ADAPTER_FILE = "encoder-adapter.npz"
 def lora_config(cfg: TrainConfig) -> LoraConfig:
     if cfg.adapter is None:
         raise ValueError("the recipe has no adapter")
-    fields = {k: v for k, v in cfg.adapter.items() if k != "background_rows"}
+    fields = {k: v for k, v in cfg.adapter.items() if k not in _RECIPE_DATA_KEYS}
     fields["layers"] = tuple(fields.get("layers", LoraConfig().layers))
     return LoraConfig(**fields)
 
@@ -643,6 +649,25 @@ def _adapter_key(cfg: TrainConfig, fold: str) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: Everyday talk of treatment (therapy, medication, appointments) in GoEmotions: the C-SSRS posts
+#: are all mental-health text and 58% of their users are at risk, so without non-risk examples of
+#: it an adapted encoder reads "a good session with my therapist" as risk (the experiment page).
+TREATMENT_TALK = re.compile(
+    r"\b(therap(y|ies|ist|ists)|counsell?or|counsell?ing|psychiatrists?|psychologists?|"
+    r"medications?|meds|antidepressants?|prescri\w+|doctors?|appointments?|sessions?|"
+    r"diagnos\w+|treatment)\b",
+    re.IGNORECASE,
+)
+
+
+def treatment_texts(data_dir: Path, cfg: TrainConfig) -> list[str]:
+    """Every GoEmotions train row that talks of treatment (the whole split, not the subsample),
+    names masked as the encoder reads them."""
+    rows = ds.read_goemotions(data_dir, grouping="group", split="train").texts
+    found = [t for t in rows if TREATMENT_TALK.search(t)]
+    return [mask_entities(t) for t in found] if cfg.mask_entities else found
+
+
 def _background_texts(emb: Embedded, cfg: TrainConfig, rows: int) -> list[str]:
     texts = emb.go_group_train.texts[:rows]
     return [mask_entities(t) for t in texts] if cfg.mask_entities else list(texts)
@@ -656,10 +681,12 @@ def train_adapter(
     fold: str,
     cache_dir: Path,
     base: MiniLMEncoder,
+    treatment: Sequence[str] = (),
     log: Log = print,
 ) -> AdapterRef:
     """Adapters fine-tuned on the passages of the users in ``users_mask`` (with their user's
-    level and the shipped passage weights) plus everyday background rows, the 5-level head
+    level and the shipped passage weights) plus everyday background rows and, with the recipe's
+    ``treatment_weight`` > 0, the ``treatment`` rows (all as "supportive"), the 5-level head
     started from the frozen passage model of the same users. Cached by recipe and fold: a rerun,
     ``evaluate_text_heads`` and the int8 heads reuse the file."""
     path = cache_dir / "adapters" / f"adapter-{_adapter_key(cfg, fold)}.npz"
@@ -679,16 +706,28 @@ def train_adapter(
     remap[chosen] = np.arange(len(chosen))
     w = _passage_weights(remap[frozen.passage_user[sel]], y[chosen], len(ds.RISK_LABELS))
     bg_texts = _background_texts(frozen, cfg, rows)
-    texts = [frozen.passage_texts[i] for i in sel] + bg_texts
-    labels = np.concatenate([y[frozen.passage_user[sel]], np.zeros(len(bg_texts), np.int64)])
-    bg_w = np.full(len(bg_texts), cfg.risk_background_weight * w.sum() / max(1, len(bg_texts)))
+    treatment_weight = float(recipe.get("treatment_weight", 0.0))
+    extra = list(treatment) if treatment_weight > 0 else []
+    texts = [frozen.passage_texts[i] for i in sel] + bg_texts + extra
+    labels = np.concatenate(
+        [y[frozen.passage_user[sel]], np.zeros(len(bg_texts) + len(extra), np.int64)]
+    )
+    bg_w = np.concatenate(
+        [
+            np.full(len(bg_texts), cfg.risk_background_weight * w.sum() / max(1, len(bg_texts))),
+            np.full(len(extra), treatment_weight * w.sum() / max(1, len(extra))),
+        ]
+    )
     tok = base.tokenizer
     budget = cfg.max_tokens - 2
     framed = [
         [int(tok.cls_token_id), *ids[:budget], int(tok.sep_token_id)]
         for ids in base.tokenize(texts)
     ]
-    log(f"  adapters ({fold}): {len(sel)} passages + {len(bg_texts)} background rows")
+    log(
+        f"  adapters ({fold}): {len(sel)} passages + {len(bg_texts)} background rows"
+        f" + {len(extra)} treatment-talk rows"
+    )
     deltas = lora_train(
         model=base.model,
         sequences=framed,
@@ -712,6 +751,7 @@ def _fold_inputs(
     frozen: Embedded,
     cache_dir: Path,
     base: MiniLMEncoder,
+    treatment: Sequence[str],
     log: Log,
 ) -> FoldInputs:
     """Each fold's passages and background rows embedded by adapters trained without its users."""
@@ -728,6 +768,7 @@ def _fold_inputs(
             fold=f"fold{k}",
             cache_dir=cache_dir,
             base=base,
+            treatment=treatment,
             log=log,
         )
         key = _model_key(cfg, ref)
@@ -769,6 +810,7 @@ def _adapted(
     frozen = embed_all(cfg=frozen_cfg, data_dir=data_dir, cache_dir=cache_dir, log=log)
     base = MiniLMEncoder(device="auto", batch_size=32)
     everyone = np.ones(len(frozen.users), dtype=bool)
+    treatment = treatment_texts(data_dir, cfg)
     final = train_adapter(
         cfg=cfg,
         frozen=frozen,
@@ -776,13 +818,16 @@ def _adapted(
         fold="all",
         cache_dir=cache_dir,
         base=base,
+        treatment=treatment,
         log=log,
     )
     if heads_dir is not None:
         heads_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(final.path, heads_dir / ADAPTER_FILE)
     emb = embed_all(cfg=cfg, data_dir=data_dir, cache_dir=cache_dir, log=log, adapter=final)
-    fold_inputs = _fold_inputs(cfg=cfg, frozen=frozen, cache_dir=cache_dir, base=base, log=log)
+    fold_inputs = _fold_inputs(
+        cfg=cfg, frozen=frozen, cache_dir=cache_dir, base=base, treatment=treatment, log=log
+    )
     return emb, fold_inputs, final
 
 

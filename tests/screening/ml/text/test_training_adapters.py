@@ -121,6 +121,42 @@ def test_heads_fitted_on_different_encoders_are_refused(trained):
         heads_adapter((plain, adapted), trained["heads"])
 
 
+def test_treatment_talk_joins_the_adapters_training_data_only_when_asked(trained):
+    """Rows of GoEmotions that talk of treatment become "supportive" examples for the adapters
+    (the diaries' false alarms, docs/text-scoring.md); off in the default recipe."""
+    assert ADAPTER_RECIPE["treatment_weight"] == 0.0
+    root = trained["root"]
+    messages: list[str] = []
+    cfg = TrainConfig(adapter={**TINY_ADAPTER, "treatment_weight": 0.3})
+    train_all(
+        cfg=cfg,
+        data_dir=trained["data"],
+        cache_dir=root / "cache",
+        heads_dir=root / "heads-treatment",
+        log=messages.append,
+        only=("risk",),
+    )
+    used = [m for m in messages if "treatment-talk rows" in m]
+    assert used and all(m.endswith("+ 2 treatment-talk rows") for m in used)
+    plain = sha256_file(trained["heads"] / ADAPTER_FILE)
+    assert sha256_file(root / "heads-treatment" / ADAPTER_FILE) != plain
+    default = _adapter_messages(trained, TINY_ADAPTER)  # the default recipe: none
+    assert default and all(m.endswith("+ 0 treatment-talk rows") for m in default)
+
+
+def _adapter_messages(trained: dict[str, Any], recipe: dict[str, Any]) -> list[str]:
+    messages: list[str] = []
+    train_all(
+        cfg=TrainConfig(adapter={**recipe, "seed": 11}),
+        data_dir=trained["data"],
+        cache_dir=trained["root"] / "cache",
+        heads_dir=trained["root"] / "heads-seed11",
+        log=messages.append,
+        only=("risk",),
+    )
+    return [m for m in messages if "treatment-talk rows" in m]
+
+
 def test_a_recipe_without_adapters_keeps_its_hash():
     """Adding the adapter field changed no shipped head's recipe hash."""
     meta = json.loads(head_paths("risk", HEADS_DIR)[1].read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def make_tiny_datasets(root: Path) -> Path:
-    """20 GoEmotions rows (both groupings), 25 C-SSRS users (5 per level); returns ``root``."""
+    """22 GoEmotions rows (both groupings), 25 C-SSRS users (5 per level); returns ``root``."""
     go = root / "goemotions"
     pos = [
         "What a lovely day, I am so happy.",
@@ -37,6 +37,8 @@ def make_tiny_datasets(root: Path) -> Path:
         "It is on the second shelf.",
         "The bus leaves from the station.",
         "He posted it on Tuesday.",
+        "My doctor moved the appointment to Monday.",
+        "The therapy session is at five, then dinner.",
     ]
     rows = (
         [(t, "0") for t in pos]
