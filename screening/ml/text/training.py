@@ -49,7 +49,7 @@ class TrainConfig:
     # low-rank adapters fine-tuned on the C-SSRS passages (adapters.py) under every head; None:
     # the frozen encoder. LoraConfig's fields plus "background_rows" (everyday GoEmotions rows
     # among the adapters' training examples, as "supportive", total weight
-    # risk_background_weight); see ADAPTER_RECIPE
+    # risk_background_weight) and "treatment_weight"; see ADAPTER_RECIPE
     adapter: dict[str, Any] | None = None
 
     def config_hash(self) -> str:
