@@ -109,7 +109,12 @@ def heads_adapter(heads: Sequence[Head], heads_dir: Path = HEADS_DIR) -> Any:
     adapter = heads[0].meta.get("encoder", {}).get("adapter")
     if adapter is None:
         return None
-    return AdapterRef(path=heads_dir / str(adapter["file"]), sha256=str(adapter["sha256"]))
+    file = str(adapter.get("file", ""))
+    if not file or Path(file).name != file:  # a bare name next to the heads, never a path
+        raise ModelIntegrityError(
+            "text heads", "the adapter's file must be a name in the heads folder"
+        )
+    return AdapterRef(path=heads_dir / file, sha256=str(adapter.get("sha256", "")))
 
 
 def load_head(name: str, heads_dir: Path = HEADS_DIR) -> Head:

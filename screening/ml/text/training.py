@@ -410,6 +410,18 @@ def _passage_weights(p_user: np.ndarray, y_user: np.ndarray, n_classes: int) -> 
     return np.asarray(w * len(w) / w.sum())
 
 
+def _selected_passage_weights(
+    p_user: np.ndarray, y_user: np.ndarray, users_mask: np.ndarray
+) -> np.ndarray:
+    """:func:`_passage_weights` of the passages of the users in ``users_mask`` (in passage order),
+    computed over those users only."""
+    sel = users_mask[p_user]
+    remap = -np.ones(len(y_user), dtype=np.int64)
+    chosen = np.nonzero(users_mask)[0]
+    remap[chosen] = np.arange(len(chosen))
+    return _passage_weights(remap[p_user[sel]], y_user[chosen], len(ds.RISK_LABELS))
+
+
 def _fit_passage_model(
     x: np.ndarray,
     p_user: np.ndarray,
@@ -419,13 +431,8 @@ def _fit_passage_model(
     background: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     sel = users_mask[p_user]
-    n_classes = len(ds.RISK_LABELS)
     labels = y_user[p_user[sel]]
-    # weights computed over the selected users only
-    remap = -np.ones(len(y_user), dtype=np.int64)
-    chosen = np.nonzero(users_mask)[0]
-    remap[chosen] = np.arange(len(chosen))
-    w = _passage_weights(remap[p_user[sel]], y_user[chosen], n_classes)
+    w = _selected_passage_weights(p_user, y_user, users_mask)
     xs = x[sel]
     if background is not None and len(background):
         bg_w = np.full(len(background), cfg.risk_background_weight * w.sum() / len(background))
@@ -701,10 +708,7 @@ def train_adapter(
     bg_frozen = frozen.x_go_train[: cfg.risk_background_rows] if cfg.risk_background_rows else None
     init = _fit_passage_model(frozen.x_passages, frozen.passage_user, y, users_mask, cfg, bg_frozen)
     sel = np.nonzero(users_mask[frozen.passage_user])[0]
-    remap = -np.ones(len(y), dtype=np.int64)
-    chosen = np.nonzero(users_mask)[0]
-    remap[chosen] = np.arange(len(chosen))
-    w = _passage_weights(remap[frozen.passage_user[sel]], y[chosen], len(ds.RISK_LABELS))
+    w = _selected_passage_weights(frozen.passage_user, y, users_mask)
     bg_texts = _background_texts(frozen, cfg, rows)
     treatment_weight = float(recipe.get("treatment_weight", 0.0))
     extra = list(treatment) if treatment_weight > 0 else []

@@ -157,6 +157,14 @@ def _adapter_messages(trained: dict[str, Any], recipe: dict[str, Any]) -> list[s
     return [m for m in messages if "treatment-talk rows" in m]
 
 
+def test_a_card_cannot_point_the_adapter_outside_the_heads_folder(trained):
+    head = load_head("risk", trained["heads"])
+    for file in ("../encoder-adapter.npz", "/etc/passwd", ""):
+        head.meta["encoder"]["adapter"]["file"] = file
+        with pytest.raises(ModelIntegrityError, match="heads folder"):
+            heads_adapter((head,), trained["heads"])
+
+
 def test_a_recipe_without_adapters_keeps_its_hash():
     """Adding the adapter field changed no shipped head's recipe hash."""
     meta = json.loads(head_paths("risk", HEADS_DIR)[1].read_text())
