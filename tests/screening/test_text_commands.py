@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -155,3 +156,28 @@ def test_score_texts_output_is_private_and_can_be_deidentified(tmp_path: Path) -
         (e["start"], e["end"]) for e in raw["evidence"]
     ]
     assert safe["evidence"]
+
+
+def test_train_text_heads_treatment_weight_reaches_the_adapter_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from screening.management.commands import train_text_heads as command
+    from screening.ml.text.training import ADAPTER_RECIPE
+    from tests.screening.ml.text.tiny_datasets import make_tiny_datasets
+
+    data = make_tiny_datasets(tmp_path / "data")
+    seen: list[Any] = []
+    monkeypatch.setattr(command, "train_all", lambda *, cfg, **_: seen.append(cfg) or {})
+    base = ["train_text_heads", "--data-dir", str(data), "--heads-dir", str(tmp_path / "heads")]
+
+    call_command(*base, "--adapter", "--treatment-weight", "0.3", stdout=io.StringIO())
+    call_command(*base, "--adapter", stdout=io.StringIO())
+    assert seen[0].adapter == {**ADAPTER_RECIPE, "treatment_weight": 0.3}
+    assert seen[1].adapter == ADAPTER_RECIPE
+    assert seen[0].config_hash() != seen[1].config_hash()
+
+    with pytest.raises(CommandError, match="needs --adapter"):
+        call_command(*base, "--treatment-weight", "0.3")
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command(*base, "--adapter", "--treatment-weight", "-1")
+    assert len(seen) == 2  # neither refusal trained anything

@@ -41,6 +41,14 @@ class Command(BaseCommand):
             f"then on all users, written as {ADAPTER_FILE}) and fit every head on the adapted "
             "embeddings; hours on 2 CPU cores, minutes on a GPU",
         )
+        parser.add_argument(
+            "--treatment-weight",
+            type=float,
+            default=None,
+            help="with --adapter: the total weight of the GoEmotions rows that talk of treatment "
+            "(supportive examples for the adapters), relative to the passages'; default: the "
+            f"recipe's ({ADAPTER_RECIPE['treatment_weight']})",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         data_dir = opts["data_dir"] or ds.default_data_dir()
@@ -48,10 +56,17 @@ class Command(BaseCommand):
             ds.require(data_dir)
         except ds.DatasetMissing as exc:
             raise CommandError(str(exc)) from exc
+        if opts["treatment_weight"] is not None and not opts["adapter"]:
+            raise CommandError("--treatment-weight needs --adapter")
+        adapter = dict(ADAPTER_RECIPE) if opts["adapter"] else None
+        if adapter is not None and opts["treatment_weight"] is not None:
+            if opts["treatment_weight"] < 0:
+                raise CommandError("--treatment-weight must be 0 or more")
+            adapter["treatment_weight"] = opts["treatment_weight"]
         cfg = TrainConfig(
             goemotions_train_subsample=opts["subsample"],
             quantized=opts["quantized"],
-            adapter=dict(ADAPTER_RECIPE) if opts["adapter"] else None,
+            adapter=adapter,
         )
         self.stdout.write(f"config hash {cfg.config_hash()}")
         results = train_all(
