@@ -652,6 +652,7 @@ def _adapter_key(cfg: TrainConfig, fold: str) -> str:
         "folds": cfg.risk_folds,
         "fold": fold,
         "encoder": ENCODER_TREE_SHA256,
+        "file": "factors",  # adapter_save's format (full deltas before 2026-11-22)
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -744,7 +745,7 @@ def train_adapter(
         log=log,
     )
     tmp = path.with_suffix(".tmp.npz")
-    sha = adapter_save(tmp, deltas)
+    sha = adapter_save(tmp, deltas, rank=lora.rank)
     tmp.replace(path)
     return AdapterRef(path=path, sha256=sha)
 

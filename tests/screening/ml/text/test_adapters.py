@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from screening.ml.artifacts import ModelIntegrityError
+from screening.ml.artifacts import ModelIntegrityError, sha256_file
 from screening.ml.text import adapters
 from screening.ml.text.adapters import (
     AdapterRef,
@@ -135,10 +135,12 @@ def test_merged_deltas_compute_what_the_adapted_model_computes(encoder):
 
 def test_an_adapter_file_applies_only_with_its_hash(encoder, trained, tmp_path: Path):
     path = tmp_path / "adapter.npz"
-    sha = adapter_save(path, trained)
-    assert adapter_save(tmp_path / "again.npz", trained) == sha  # byte-reproducible
+    sha = adapter_save(path, trained, rank=SMALL.rank)
+    assert adapter_save(tmp_path / "again.npz", trained, rank=SMALL.rank) == sha  # reproducible
     loaded = adapter_load(path, expected_sha256=sha)
-    assert all(np.array_equal(loaded[k], trained[k]) for k in trained)
+    assert sorted(loaded) == sorted(trained)
+    for k in trained:  # stored as rank-r factors, loaded as the same deltas
+        np.testing.assert_allclose(loaded[k], trained[k], atol=1e-6 * np.abs(trained[k]).max())
     with pytest.raises(ModelIntegrityError, match="sha256"):
         adapter_load(path, expected_sha256="0" * 64)
     with pytest.raises(ModelIntegrityError, match="not found"):
@@ -156,7 +158,7 @@ def test_an_adapter_file_applies_only_with_its_hash(encoder, trained, tmp_path: 
 
 def test_the_int8_mode_quantises_the_adapted_weights(trained, tmp_path: Path):
     path = tmp_path / "adapter.npz"
-    sha = adapter_save(path, trained)
+    sha = adapter_save(path, trained, rank=SMALL.rank)
     ref = AdapterRef(path=path, sha256=sha)
     fp32 = MiniLMEncoder(device="cpu", adapter=ref).encode(CALM + CHORES)
     int8 = MiniLMEncoder(device="cpu", quantized=True, adapter=ref).encode(CALM + CHORES)
@@ -205,3 +207,37 @@ def test_training_needs_matching_inputs(encoder):
             cfg=SMALL,
             pad_id=0,
         )
+
+
+def test_the_file_holds_rank_r_factors_and_refuses_anything_else(trained, tmp_path: Path):
+    """Full 384 x 1536 deltas would make the recipe's file 42 MB (in git with each retrain); the
+    factors are 4% of that. A delta that is not low-rank is refused, not silently truncated."""
+    path = tmp_path / "adapter.npz"
+    adapter_save(path, trained, rank=SMALL.rank)
+    full = sum(d.nbytes for d in trained.values())
+    assert path.stat().st_size < full / 10
+    with np.load(path) as data:
+        names = sorted(data.files)
+        shapes = {k: data[k].shape for k in names}
+    assert names == sorted(f"{n}@{part}" for n in trained for part in ("up", "down"))
+    for n, d in trained.items():
+        assert shapes[f"{n}@up"] == (d.shape[0], SMALL.rank)
+        assert shapes[f"{n}@down"] == (SMALL.rank, d.shape[1])
+
+    rng = np.random.default_rng(0)
+    noisy = {n: d + rng.normal(0, 1e-2, size=d.shape) for n, d in trained.items()}
+    with pytest.raises(ValueError, match="rank above"):
+        adapter_save(tmp_path / "noisy.npz", noisy, rank=SMALL.rank)
+
+    # a file with the right hash but a factor missing or misshapen is not an adapter
+    name = next(iter(trained))
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    for broken in (
+        {k: v for k, v in arrays.items() if k != f"{name}@down"},
+        {**arrays, f"{name}@down": arrays[f"{name}@down"][:-1]},
+    ):
+        bad = tmp_path / "broken.npz"
+        np.savez(bad, **broken)
+        with pytest.raises(ModelIntegrityError):
+            adapter_load(bad, expected_sha256=sha256_file(bad))

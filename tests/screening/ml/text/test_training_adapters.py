@@ -104,10 +104,10 @@ def test_the_scorer_serves_the_heads_through_their_verified_adapter(trained, tmp
 
     tampered = tmp_path / "heads"
     shutil.copytree(heads, tampered)
-    deltas = dict(np.load(tampered / ADAPTER_FILE))
-    name = next(iter(deltas))
-    deltas[name] = deltas[name] + 0.01
-    np.savez(tampered / ADAPTER_FILE, **deltas)
+    factors = dict(np.load(tampered / ADAPTER_FILE))
+    name = next(iter(factors))
+    factors[name] = factors[name] + 0.01
+    np.savez(tampered / ADAPTER_FILE, **factors)
     with pytest.raises(ModelIntegrityError, match="adapter"):
         TextScorer(device="cpu", heads_dir=tampered)
 
