@@ -73,7 +73,7 @@ ADAPTER_RECIPE: dict[str, Any] = {
     "treatment_weight": 0.0,
 }
 #: The recipe's keys about the training data (the rest are LoraConfig's).
-_RECIPE_DATA_KEYS = ("background_rows", "treatment_weight")
+_RECIPE_DATA_KEYS = ("background_rows", "treatment_weight", "chunk_tokens")
 
 #: The merged adapter deltas the heads were fitted on, next to the heads (its sha256 is in each
 #: head's card; the scorer applies it to the verified encoder at load).
@@ -681,6 +681,35 @@ def _background_texts(emb: Embedded, cfg: TrainConfig, rows: int) -> list[str]:
     return [mask_entities(t) for t in texts] if cfg.mask_entities else list(texts)
 
 
+def _short_views(
+    texts: Sequence[str],
+    users: np.ndarray,
+    weights: np.ndarray,
+    *,
+    tokenizer: Any,
+    max_tokens: int,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Each passage longer than ``max_tokens`` wordpieces cut again into short pieces of whole
+    sentences, labelled with its user's level, the passage's weight shared among them (0: none).
+    Without them every at-risk example the adapters see is a long forum passage and every short
+    text an everyday (supportive) row, so length alone can tell the classes apart; diaries are
+    short."""
+    if max_tokens <= 0:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    out: list[str] = []
+    out_users: list[int] = []
+    out_w: list[float] = []
+    for text, user, weight in zip(texts, users, weights, strict=True):
+        pieces = split_passages(text, tokenizer, max_tokens=max_tokens)
+        if len(pieces) < 2:
+            continue
+        for piece in pieces:
+            out.append(text[piece.start : piece.end])
+            out_users.append(int(user))
+            out_w.append(float(weight) / len(pieces))
+    return out, np.array(out_users, dtype=np.int64), np.array(out_w)
+
+
 def train_adapter(
     *,
     cfg: TrainConfig,
@@ -713,10 +742,22 @@ def train_adapter(
     bg_texts = _background_texts(frozen, cfg, rows)
     treatment_weight = float(recipe.get("treatment_weight", 0.0))
     extra = list(treatment) if treatment_weight > 0 else []
-    texts = [frozen.passage_texts[i] for i in sel] + bg_texts + extra
-    labels = np.concatenate(
-        [y[frozen.passage_user[sel]], np.zeros(len(bg_texts) + len(extra), np.int64)]
+    chunk_texts, chunk_users, chunk_w = _short_views(
+        [frozen.passage_texts[i] for i in sel],
+        frozen.passage_user[sel],
+        w,
+        tokenizer=base.tokenizer,
+        max_tokens=int(recipe.get("chunk_tokens", 0)),
     )
+    texts = [frozen.passage_texts[i] for i in sel] + chunk_texts + bg_texts + extra
+    labels = np.concatenate(
+        [
+            y[frozen.passage_user[sel]],
+            y[chunk_users].astype(np.int64),
+            np.zeros(len(bg_texts) + len(extra), np.int64),
+        ]
+    )
+    w = np.concatenate([w, chunk_w])
     bg_w = np.concatenate(
         [
             np.full(len(bg_texts), cfg.risk_background_weight * w.sum() / max(1, len(bg_texts))),
@@ -730,8 +771,8 @@ def train_adapter(
         for ids in base.tokenize(texts)
     ]
     log(
-        f"  adapters ({fold}): {len(sel)} passages + {len(bg_texts)} background rows"
-        f" + {len(extra)} treatment-talk rows"
+        f"  adapters ({fold}): {len(sel)} passages + {len(chunk_texts)} short views"
+        f" + {len(bg_texts)} background rows + {len(extra)} treatment-talk rows"
     )
     deltas = lora_train(
         model=base.model,

@@ -79,3 +79,26 @@ def test_saved_heads_are_byte_reproducible(tmp_path: Path) -> None:
     assert sha256_file(head_paths("valence", tmp_path)[0]) == first
     head = load_head("valence", tmp_path)
     assert np.allclose(head.linear(np.ones((1, 3))), [[3.0, 12.0]])
+
+
+def test_short_views_cut_long_passages_into_sentences_with_their_users_label() -> None:
+    """The adapters' short views (recipe key chunk_tokens): every passage longer than the budget
+    is cut again at sentence ends, each piece carries the passage's user and an equal share of its
+    weight; short passages and a budget of 0 add nothing."""
+    from screening.ml.text.encoder import MiniLMEncoder
+    from screening.ml.text.training import _short_views
+
+    tokenizer = MiniLMEncoder(device="cpu").tokenizer
+    long = " ".join(f"On day {i} I walked to the shop and back again." for i in range(30))
+    texts = ["Short and sweet.", long]
+    views, users, weights = _short_views(
+        texts, np.array([3, 7]), np.array([1.0, 2.0]), tokenizer=tokenizer, max_tokens=64
+    )
+    assert len(views) >= 4 and set(users.tolist()) == {7}
+    assert weights.sum() == pytest.approx(2.0) and np.allclose(weights, weights[0])
+    assert all(len(tokenizer(v, add_special_tokens=True)["input_ids"]) <= 64 for v in views)
+    assert " ".join(views).split() == long.split()  # whole sentences, nothing lost
+    none = _short_views(
+        texts, np.array([3, 7]), np.array([1.0, 2.0]), tokenizer=tokenizer, max_tokens=0
+    )
+    assert none[0] == [] and len(none[1]) == len(none[2]) == 0
