@@ -38,7 +38,7 @@ from typing import Any
 from screening.ml.artifacts import ModelInfo
 
 DETECTOR_NAME = "vigil-crisis-detector"
-DETECTOR_VERSION = "1.4.1"  # bump on any rule change (the sha256 changes on its own)
+DETECTOR_VERSION = "1.4.2"  # bump on any rule change (the sha256 changes on its own)
 
 CATEGORIES: tuple[str, ...] = (
     "none",
@@ -721,7 +721,11 @@ RULES: tuple[Rule, ...] = (
         r"(?:lethal|fatal|deadly) (?:dose|doses|amount|amounts|dosage|overdose) (?:of|for)"
         r"|how (?:many|much) (?:\w+ ){0,2}(?:{PILLS}|mg|grams) (?:\w+ ){0,4}(?:to|would|will|does"
         r"|it takes?|until|before) (?:\w+ ){0,3}(?:die|kill|overdose|od|be fatal|be lethal"
-        r"|end it|stop my heart)",
+        r"|end it|stop my heart)"
+        # 1.4.2: the amount left unsaid, the clause ending on "take" ("I looked up how many pills
+        # it would take."); "... it would take to last the month" goes on and stays out
+        r"|how (?:many|much) (?:of )?(?:\w+ ){0,2}{PILLS} (?:it would|it will|it'd|itd|would it"
+        r"|will it|does it|it does|it'll|itll) (?:really )?take{CLAUSE_END}",
         past_category=_AI,
         generic_you=True,
     ),

@@ -894,7 +894,7 @@ def test_not_having_done_it_yet_asserts_the_thought() -> None:
 
 
 def test_detector_version_was_bumped_for_the_adversarial_fixes() -> None:
-    assert DETECTOR_VERSION == "1.4.1"
+    assert DETECTOR_VERSION == "1.4.2"
     ids = {rule.rule_id for rule in crisis.RULES}
     assert {
         "plan.after_im_gone",
@@ -1083,3 +1083,40 @@ def test_preparing_for_after_ones_death_is_still_a_plan() -> None:
         "I've sorted my will for after I've passed away, and I'm ready.",
     ):
         assert at_least(detect_crisis(text), "plan"), text
+
+
+# --- 1.4.2: the lethal amount left unsaid ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I looked up how many pills it would take.",
+        "I googled how many sleeping tablets it would take",
+        "Been wondering how many of my meds it would take, honestly.",
+        "how many paracetamol would it take?",
+        "i know how much insulin it'd take and i have it",
+    ],
+    ids=["looked-up", "googled", "wondering", "question", "know-insulin"],
+)
+def test_how_many_pills_it_would_take_is_a_plan(text: str) -> None:
+    """Researching the lethal amount with the clause ending on "take" (the amount left unsaid)
+    is method research; 1.4.1 needed "... to die / kill / overdose" after it (a written diary
+    line, bench/diary_probe.py, showed the gap)."""
+    result = detect_crisis(text)
+    assert result.category == "plan", result
+    assert any(s.rule_id == "plan.lethal_dose" for s in result.spans)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("I asked the pharmacist how many tablets it would take to last the month.", "goes on"),
+        ("I checked how many pills it would take to cover the whole trip.", "goes on"),
+        ("The nurse explained how much medicine it would take for my weight.", "goes on"),
+        ("My friend looked up how many pills it would take.", "third person"),
+        ("I would never look up how many pills it would take.", "negated"),
+    ],
+)
+def test_an_everyday_or_discounted_dose_question_is_not(text: str, why: str) -> None:
+    assert detect_crisis(text).category == "none", (why, detect_crisis(text))
