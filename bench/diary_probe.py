@@ -39,7 +39,11 @@ PROBE = Path(__file__).resolve().parent / "data" / "diary_probe.jsonl"
 
 def load_probe(path: Path = PROBE) -> list[dict[str, str]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    bad = [r for r in rows if r.get("kind") not in ("ordinary", "risky") or not r.get("text")]
+    bad = [
+        r
+        for r in rows
+        if r.get("kind") not in ("ordinary", "risky") or not r.get("text") or not r.get("set")
+    ]
     if bad:
         raise ValueError(f"{len(bad)} malformed probe rows")
     return rows

@@ -60,14 +60,15 @@ class Command(BaseCommand):
             raise CommandError("--treatment-weight needs --adapter")
         adapter = dict(ADAPTER_RECIPE) if opts["adapter"] else None
         if adapter is not None and opts["treatment_weight"] is not None:
-            if opts["treatment_weight"] < 0:
-                raise CommandError("--treatment-weight must be 0 or more")
             adapter["treatment_weight"] = opts["treatment_weight"]
-        cfg = TrainConfig(
-            goemotions_train_subsample=opts["subsample"],
-            quantized=opts["quantized"],
-            adapter=adapter,
-        )
+        try:
+            cfg = TrainConfig(
+                goemotions_train_subsample=opts["subsample"],
+                quantized=opts["quantized"],
+                adapter=adapter,
+            )
+        except ValueError as exc:  # the recipe is checked in one place, TrainConfig
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"config hash {cfg.config_hash()}")
         results = train_all(
             cfg=cfg,

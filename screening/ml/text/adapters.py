@@ -275,11 +275,16 @@ def adapter_save(path: Path, deltas: dict[str, np.ndarray], *, rank: int) -> str
     (record it with the heads). A delta of higher rank is refused (``ValueError``)."""
     from screening.ml.text.heads import write_npz
 
+    if not deltas:
+        raise ValueError("no adapter deltas to save")
     factors: dict[str, np.ndarray] = {}
     for name, delta in deltas.items():
         if _UP in name or _DOWN in name:
             raise ValueError(f"weight name {name!r} is reserved")
-        u, s, vt = np.linalg.svd(np.asarray(delta, dtype=np.float64), full_matrices=False)
+        matrix = np.asarray(delta, dtype=np.float64)
+        if matrix.ndim != 2 or not np.isfinite(matrix).all():
+            raise ValueError(f"the delta of {name} is not a finite matrix")
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
         if len(s) > rank and s[0] > 0 and s[rank] > _RANK_TOLERANCE * s[0]:
             raise ValueError(f"the delta of {name} has a rank above {rank}")
         factors[name + _UP] = u[:, :rank] * s[:rank]
@@ -296,7 +301,7 @@ def adapter_load(path: Path, *, expected_sha256: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
     names = sorted({k.removesuffix(_UP) for k in arrays if k.endswith(_UP)})
-    if sorted(arrays) != sorted([n + _UP for n in names] + [n + _DOWN for n in names]):
+    if not names or sorted(arrays) != sorted([n + _UP for n in names] + [n + _DOWN for n in names]):
         raise ModelIntegrityError("encoder adapter", "not a file of adapter factors")
     deltas: dict[str, np.ndarray] = {}
     for name in names:

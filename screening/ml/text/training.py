@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -52,6 +53,10 @@ class TrainConfig:
     # risk_background_weight) and "treatment_weight"; see ADAPTER_RECIPE
     adapter: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if self.adapter is not None:
+            _lora_from_recipe(self.adapter)  # a bad recipe fails here, before hours of work
+
     def config_hash(self) -> str:
         """The recipe, the encoder's files and, in the int8 mode, how it is quantised."""
         recipe = asdict(self)
@@ -80,12 +85,28 @@ _RECIPE_DATA_KEYS = ("background_rows", "treatment_weight", "chunk_tokens")
 ADAPTER_FILE = "encoder-adapter.npz"
 
 
+def _lora_from_recipe(recipe: dict[str, Any]) -> LoraConfig:
+    """The adapters' LoraConfig from a recipe, after checking the recipe's data keys; any bad or
+    unknown key is a ``ValueError`` naming it."""
+    for key in ("background_rows", "treatment_weight", "chunk_tokens"):
+        value = recipe.get(key, 0)
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"adapter recipe: {key} must be 0 or more")
+    chunk = recipe.get("chunk_tokens", 0)
+    if chunk and not 10 <= chunk <= TrainConfig.max_tokens:
+        raise ValueError(f"adapter recipe: chunk_tokens must be 0 or 10-{TrainConfig.max_tokens}")
+    fields = {k: v for k, v in recipe.items() if k not in _RECIPE_DATA_KEYS}
+    fields["layers"] = tuple(fields.get("layers", LoraConfig().layers))
+    try:
+        return LoraConfig(**fields)
+    except TypeError as exc:  # an unknown key
+        raise ValueError(f"adapter recipe: {exc}") from exc
+
+
 def lora_config(cfg: TrainConfig) -> LoraConfig:
     if cfg.adapter is None:
         raise ValueError("the recipe has no adapter")
-    fields = {k: v for k, v in cfg.adapter.items() if k not in _RECIPE_DATA_KEYS}
-    fields["layers"] = tuple(fields.get("layers", LoraConfig().layers))
-    return LoraConfig(**fields)
+    return _lora_from_recipe(cfg.adapter)
 
 
 #: How the int8 encoder is quantised (encoder.quantize_linear_int8): per-channel weights (within
@@ -757,7 +778,7 @@ def train_adapter(
             np.zeros(len(bg_texts) + len(extra), np.int64),
         ]
     )
-    w = np.concatenate([w, chunk_w])
+    w = np.concatenate([w, chunk_w])  # background and treatment weights are relative to all
     bg_w = np.concatenate(
         [
             np.full(len(bg_texts), cfg.risk_background_weight * w.sum() / max(1, len(bg_texts))),

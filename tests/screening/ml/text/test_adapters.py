@@ -241,3 +241,17 @@ def test_the_file_holds_rank_r_factors_and_refuses_anything_else(trained, tmp_pa
         np.savez(bad, **broken)
         with pytest.raises(ModelIntegrityError):
             adapter_load(bad, expected_sha256=sha256_file(bad))
+
+
+def test_an_empty_or_non_finite_adapter_is_refused(trained, tmp_path: Path):
+    """A training run that diverged (NaN) or produced nothing must not become a file the scorer
+    would load; an empty file with a matching hash is not an adapter either."""
+    name = next(iter(trained))
+    with pytest.raises(ValueError, match="finite"):
+        adapter_save(tmp_path / "nan.npz", {name: trained[name] * np.nan}, rank=SMALL.rank)
+    with pytest.raises(ValueError, match="no adapter deltas"):
+        adapter_save(tmp_path / "none.npz", {}, rank=SMALL.rank)
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    with pytest.raises(ModelIntegrityError, match="not a file of adapter factors"):
+        adapter_load(empty, expected_sha256=sha256_file(empty))

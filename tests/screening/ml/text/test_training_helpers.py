@@ -102,3 +102,26 @@ def test_short_views_cut_long_passages_into_sentences_with_their_users_label() -
         texts, np.array([3, 7]), np.array([1.0, 2.0]), tokenizer=tokenizer, max_tokens=0
     )
     assert none[0] == [] and len(none[1]) == len(none[2]) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"treatment_weight": -0.1}, "treatment_weight must be 0 or more"),
+        ({"treatment_weight": float("nan")}, "treatment_weight must be 0 or more"),
+        ({"background_rows": -1}, "background_rows must be 0 or more"),
+        ({"chunk_tokens": 5}, "chunk_tokens must be 0 or 10-256"),
+        ({"chunk_tokens": 1000}, "chunk_tokens must be 0 or 10-256"),
+        ({"rank": 0}, "rank, batch_size and epochs must be positive"),
+        ({"no_such_key": 1}, "adapter recipe: .*no_such_key"),
+    ],
+)
+def test_a_bad_adapter_recipe_is_refused_when_the_config_is_made(
+    change: dict[str, object], message: str
+) -> None:
+    """Checked once, in TrainConfig: before embeddings and hours of adapter training."""
+    from screening.ml.text.training import ADAPTER_RECIPE
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(adapter={**ADAPTER_RECIPE, **change})
+    TrainConfig(adapter={**ADAPTER_RECIPE, "chunk_tokens": 64, "treatment_weight": 0.3})
